@@ -387,8 +387,28 @@ def load_config(
         raw.setdefault("name", path.stem)
     for item in overrides:
         keys, value = parse_override(item)
+        _materialize_defaults(raw, keys, label)
         apply_override(raw, keys, value)
     return validate_config(raw, label)
+
+
+def _materialize_defaults(raw: dict[str, Any], keys: list[str], label: str) -> None:
+    """Copy resolved defaults into ``raw`` where an override indexes into a list that the
+    file left to its default (``--set model.stages.0.channels=8`` on ``name: pw1``)."""
+    node: Any = raw
+    for i, k in enumerate(keys[:-1]):
+        if not isinstance(node, dict):
+            return
+        if k not in node:
+            if not any(part.isdigit() for part in keys[i + 1 :]):
+                return  # plain mappings are created by apply_override
+            resolved: Any = validate_config(raw, label).to_dict()
+            for part in keys[: i + 1]:
+                resolved = resolved.get(part) if isinstance(resolved, dict) else None
+            if resolved is not None:
+                node[k] = _deepcopy(resolved)
+            return
+        node = node[k]
 
 
 def _deepcopy(tree: Any) -> Any:
@@ -397,3 +417,16 @@ def _deepcopy(tree: Any) -> Any:
     if isinstance(tree, list):
         return [_deepcopy(v) for v in tree]
     return tree
+
+
+def json_schema() -> dict[str, Any]:
+    """The experiment schema, with each model builder's settings under ``$defs``."""
+    from convlab.models import MODELS
+
+    schema = ExperimentConfig.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    for name in MODELS.list():
+        spec = MODELS.get(name)
+        if spec.base is None:
+            defs[f"model:{name}"] = spec.settings_model.model_json_schema()
+    return schema

@@ -132,5 +132,6 @@ def iter_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 # Register the builders and the named architectures (import for side effects).
-from convlab.models import cnn, mlp  # noqa: E402,F401
-from convlab.models import architectures  # noqa: E402,F401
+# Builders first: the named architectures refer to them.
+from convlab.models import cnn, mlp  # noqa: E402,F401,I001
+from convlab.models import architectures  # noqa: E402,F401,I001

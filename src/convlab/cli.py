@@ -1,0 +1,172 @@
+"""The ``convlab`` command: thin wrappers that parse, build a config and call the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from convlab.errors import ConvlabError
+
+app = typer.Typer(
+    name="convlab",
+    help="Convolutional-network image-classification experiments from a short YAML file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show and check experiment configs.", no_args_is_help=True)
+models_app = typer.Typer(help="The registered models.", no_args_is_help=True)
+runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a key: --set optim.lr=0.1 (repeatable)."),
+]
+RunsDirOption = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="Root of the run folders [default: $CONVLAB_RUNS or ./runs]"),
+]
+
+
+@app.command()
+def run(
+    experiment: Annotated[str, typer.Argument(help="A YAML file or a bundled experiment name.")],
+    set_: SetOption = None,
+    runs_dir: RunsDirOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this interrupted run folder.")
+    ] = None,
+) -> None:
+    """Train one experiment and write its run folder."""
+    from convlab.train.runner import resume_run, run_experiment
+
+    if resume is not None:
+        result = resume_run(resume, quiet=quiet)
+    else:
+        result = run_experiment(experiment, overrides=set_ or [], runs_dir=runs_dir, quiet=quiet)
+    console.print(f"run folder: {result.path}")
+    if result.status != "completed":
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show(
+    experiment: Annotated[str, typer.Argument(help="A YAML file or a bundled experiment name.")],
+    set_: SetOption = None,
+) -> None:
+    """Print the resolved config (defaults, then the file, then --set)."""
+    from convlab.config import load_config
+
+    sys.stdout.write(load_config(experiment, set_ or []).to_yaml())
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of an experiment file."""
+    from convlab.config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@config_app.command("examples")
+def config_examples() -> None:
+    """List the bundled example experiments."""
+    from convlab.config import bundled_examples
+
+    for name, path in bundled_examples().items():
+        console.print(f"{name}  [dim]{path}[/dim]")
+
+
+@models_app.command("ls")
+def models_ls(pattern: Annotated[str, typer.Argument(help="Glob, e.g. 'res*'.")] = "*") -> None:
+    """List the registered models and named architectures."""
+    from rich.table import Table
+
+    from convlab.models import MODELS
+
+    table = Table("name", "builder", "description")
+    for name in MODELS.list(pattern):
+        spec = MODELS.get(name)
+        table.add_row(name, spec.base or "(builder)", spec.description)
+    console.print(table)
+
+
+@runs_app.command("ls")
+def runs_ls(
+    runs_dir: RunsDirOption = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Only this experiment (glob).")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")]
+    = None,
+) -> None:
+    """A table of the runs under the runs folder, newest last."""
+    from rich.table import Table
+
+    from convlab.runs import list_runs, resolve_runs_dir
+
+    table = Table("run", "status", "epochs", "test top1", "val top1", "params", "wall s")
+    for r in list_runs(resolve_runs_dir(runs_dir), experiment=experiment, status=status):
+        s = r.summary
+        fin = s.get("final", {})
+        table.add_row(
+            r.name, s.get("status", "?"), f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')}",
+            _fmt(fin.get("test.top1")), _fmt(fin.get("val.top1")),
+            f"{s.get('params', 0):,}", _fmt(s.get("wall_s"), ".1f"),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """The summary and per-epoch metrics of one run."""
+    from convlab.runs import Run
+
+    r = Run.open(run)
+    console.print_json(json.dumps(r.summary))
+    console.print(r.metrics_table())
+
+
+def _fmt(v: object, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    from convlab.commands import register_all
+
+    register_all(app)
+    try:
+        app(standalone_mode=False)
+    except ConvlabError as e:
+        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", getattr(e, "code", 0))
+        sys.exit(code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Training: optimizers and schedules, metrics, the loop, checkpoints, the runner."""

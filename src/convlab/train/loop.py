@@ -1,0 +1,292 @@
+"""The training loop: short and visible on purpose (nanoGPT's train.py is the model).
+
+Everything the loop needs sits in a ``Trainer`` built by ``runner.py``; everything
+that must survive a kill sits in ``LoopState`` and goes into each checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+
+from convlab.config import ExperimentConfig
+from convlab.data.pipeline import InMemoryLoader
+from convlab.runs import Run
+from convlab.train import checkpoint as ckpt
+from convlab.train.metrics import Accumulator, evaluate
+from convlab.train.progress import Reporter
+
+
+class Diverged(Exception):
+    """A non-finite loss: the run stops with status ``diverged``."""
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: enough to continue exactly after a kill."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already trained
+    acc_sums: list[float] = field(default_factory=list)  # running train sums this epoch
+    acc_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows
+    grad_rows: list[dict[str, Any]] = field(default_factory=list)  # steps.csv rows
+    best_value: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    train_seconds: float = 0.0  # time inside training steps (for images/s)
+    train_images: int = 0
+    eval_seconds: float = 0.0
+
+
+@dataclass
+class Trainer:
+    cfg: ExperimentConfig
+    model: nn.Module  # the weights (checkpointed)
+    net: nn.Module  # what runs forward: the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: nn.Module
+    train_loader: InMemoryLoader
+    eval_loaders: dict[str, InMemoryLoader]  # "val", "test"
+    ks: tuple[int, ...]
+    device: torch.device
+    autocast: Any  # a context-manager factory: bf16 autocast on CUDA, a no-op on CPU
+    run: Run
+    reporter: Reporter
+    state: LoopState = field(default_factory=LoopState)
+    epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
+    stop_requested: int = 0  # set by SIGINT/SIGTERM
+
+    # ----------------------------------------------------------------------- the loop
+
+    def fit(self) -> str:
+        """Train to the end (or early stop, divergence, interrupt); return the status."""
+        tc = self.cfg.train
+        with _StopSignals(self):
+            while self.state.epoch < tc.epochs:
+                epoch = self.state.epoch + 1
+                try:
+                    train_metrics = self.train_epoch(epoch)
+                except Diverged as e:
+                    self.reporter.close()
+                    self.reporter.message(f"diverged: {e}")
+                    return "diverged"
+                if train_metrics is None:  # interrupted mid-epoch, checkpoint written
+                    self.reporter.close()
+                    return "interrupted"
+                stop = self.end_epoch(epoch, train_metrics)
+                if self.stop_requested:
+                    return "interrupted"
+                if stop:
+                    self.reporter.message(
+                        f"early stopping at epoch {epoch}: no improvement of "
+                        f"{tc.early_stopping.metric} for {tc.early_stopping.patience} epochs"  # type: ignore[union-attr]
+                    )
+                    break
+        return "completed"
+
+    def train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One pass over the training split; None when interrupted (after a checkpoint)."""
+        tc, st, loader = self.cfg.train, self.state, self.train_loader
+        self.model.train()
+        acc = Accumulator(self.ks, self.device)
+        if st.batch_in_epoch:  # resuming inside an epoch: restore the running sums
+            acc.sums = torch.tensor(st.acc_sums, dtype=torch.float64, device=self.device)
+            acc.count = st.acc_count
+            loader.generator.set_state(self.epoch_rng)  # type: ignore[union-attr]
+        else:
+            self.epoch_rng = loader.generator.get_state()  # type: ignore[union-attr]
+        self.reporter.epoch_start(epoch, tc.epochs, len(loader), st.batch_in_epoch)
+        check_every = 1 if self.device.type == "cpu" else tc.log_every  # .item() is free on CPU
+        t0 = time.perf_counter()
+        t_log, n_log = t0, 0
+        for x, y in loader.batches(start=st.batch_in_epoch):
+            with self.autocast():
+                logits = self.net(x)
+                loss = self.criterion(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+            if tc.track_grad_norms and st.step % tc.track_grad_norms == 0:
+                st.grad_rows.append({"step": st.step, "epoch": epoch, **grad_norms(self.model)})
+            self.optimizer.step()
+            self.scheduler.step()
+            acc.add(loss, logits, y)
+            st.step += 1
+            st.batch_in_epoch += 1
+            st.train_images += int(y.shape[0])
+            n_log += 1
+            if st.step % check_every == 0 and not math.isfinite(loss.item()):
+                raise Diverged(self._divergence_message(epoch, loss.item()))
+            if st.batch_in_epoch % tc.log_every == 0 or st.batch_in_epoch == len(loader):
+                now = time.perf_counter()
+                self.reporter.batch(st.batch_in_epoch, acc.result(), 1e3 * (now - t_log) / n_log)
+                t_log, n_log = now, 0
+            if self.stop_requested or (tc.checkpoint_every and st.step % tc.checkpoint_every == 0):
+                st.acc_sums, st.acc_count = acc.sums.tolist(), acc.count
+                st.train_seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save_checkpoint()
+                if self.stop_requested:
+                    return None
+        st.train_seconds += time.perf_counter() - t0
+        metrics = acc.result()
+        if not math.isfinite(metrics["loss"]):
+            raise Diverged(self._divergence_message(epoch, metrics["loss"]))
+        return metrics
+
+    def end_epoch(self, epoch: int, train_metrics: dict[str, float]) -> bool:
+        """Evaluate, record, checkpoint; return True when early stopping says stop."""
+        st, es = self.state, self.cfg.train.early_stopping
+        t0 = time.perf_counter()
+        splits = {"train": train_metrics}
+        for name, loader in self.eval_loaders.items():
+            splits[name] = evaluate(self.net, loader, self.criterion, self.ks, self.device,
+                                    self.autocast())
+        eval_s = time.perf_counter() - t0
+        st.eval_seconds += eval_s
+        lr = self.optimizer.param_groups[0]["lr"]
+        for name, m in splits.items():
+            st.history.append({"epoch": epoch, "split": name, **m, "lr": lr,
+                               "time_s": round(st.train_seconds + st.eval_seconds, 3)})
+        st.epoch, st.batch_in_epoch, st.acc_sums, st.acc_count = epoch, 0, [], 0
+        stop = False
+        if es is not None:
+            split, metric = es.metric.split(".")
+            value = splits[split][metric]
+            better = st.best_value is None or (
+                value < st.best_value - es.min_delta if es.mode == "min"
+                else value > st.best_value + es.min_delta
+            )
+            if better:
+                st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
+                ckpt.save_weights(self.model, self.run.checkpoint_dir / "best.safetensors")
+            else:
+                st.bad_epochs += 1
+                stop = st.bad_epochs >= es.patience
+        self.save_checkpoint()
+        self.reporter.epoch_end(epoch, self.cfg.train.epochs, splits, lr,
+                                st.train_seconds + st.eval_seconds)
+        return stop
+
+    # -------------------------------------------------------------------- helpers
+
+    def _divergence_message(self, epoch: int, value: float) -> str:
+        lr = self.optimizer.param_groups[0]["lr"]
+        hint = f"try a lower optim.lr (now {lr:g})"
+        if self.cfg.data.normalize == "none":
+            hint += " or data.normalize: channel"
+        return (f"loss became {value} at epoch {epoch}, step {self.state.step}; {hint}. "
+                f"The last checkpoint holds the weights before it.")
+
+    def save_checkpoint(self) -> None:
+        """Weights under a step-numbered name, then state.pt pointing at them (atomic).
+
+        A kill at any moment leaves state.pt naming a complete weights file; older
+        weight files are removed only after state.pt has moved on. Non-finite weights
+        are never written.
+        """
+        if not ckpt.all_finite(self.model):
+            raise Diverged(self._divergence_message(self.state.step, float("nan")))
+        folder = self.run.checkpoint_dir
+        folder.mkdir(exist_ok=True)
+        weights = f"model-{self.state.step:08d}.safetensors"
+        ckpt.save_weights(self.model, folder / weights)
+        loader = self.train_loader
+        state = {
+            "weights": weights,
+            "loop": asdict(self.state),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "epoch_rng": self.epoch_rng if self.epoch_rng is not None
+            else loader.generator.get_state(),  # type: ignore[union-attr]
+            "shuffle_rng": loader.generator.get_state(),  # type: ignore[union-attr]
+            "aug_rng": loader.aug_generator.get_state(),  # type: ignore[union-attr]
+        }
+        ckpt.save_state(state, folder / "state.pt")
+        for old in folder.glob("model-*.safetensors"):
+            if old.name != weights:
+                old.unlink(missing_ok=True)
+        self.run.write_metrics(self.state.history)
+        self.run.write_steps(self.state.grad_rows)
+        self.run.write_summary(epochs_done=self.state.epoch, steps=self.state.step)
+
+    def load_checkpoint(self) -> None:
+        """Restore model, optimizer, schedule, RNGs and loop state from checkpoint/."""
+        folder = self.run.checkpoint_dir
+        state = ckpt.load_state(folder / "state.pt")
+        ckpt.load_weights(self.model, folder / state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch_rng = state["epoch_rng"]
+        self.train_loader.generator.set_state(state["shuffle_rng"])  # type: ignore[union-attr]
+        self.train_loader.aug_generator.set_state(state["aug_rng"])  # type: ignore[union-attr]
+        self.state = LoopState(**state["loop"])
+
+    def restore_best(self) -> bool:
+        """Early stopping: put the best epoch's weights back. True when it did."""
+        path = self.run.checkpoint_dir / "best.safetensors"
+        if self.cfg.train.early_stopping is None or not path.exists():
+            return False
+        ckpt.load_weights(self.model, path)
+        return True
+
+
+def grad_norms(model: nn.Module) -> dict[str, float]:
+    """Total and per-layer L2 norms of the current gradients (one host sync)."""
+    layers: dict[str, list[torch.Tensor]] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            layers.setdefault(name.rsplit(".", 1)[0], []).append(p.grad.detach())
+    if not layers:
+        return {"total": 0.0}
+    per_layer = torch.stack([
+        torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gs))) for gs in layers.values()
+    ])
+    total = torch.linalg.vector_norm(per_layer)
+    values = torch.cat([total[None], per_layer]).tolist()
+    return dict(zip(["total", *layers], values, strict=True))
+
+
+class _StopSignals(AbstractContextManager["_StopSignals"]):
+    """First SIGINT/SIGTERM: finish the step, checkpoint, stop. Second: stop at once."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.trainer.stop_requested:
+            raise KeyboardInterrupt  # second signal: stop now, the last checkpoint stays
+        self.trainer.stop_requested = signum
+        self.trainer.reporter.message(
+            "stopping after this step (checkpoint follows); press Ctrl-C again to stop at once"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny synthetic experiments and the real-data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def real_data_root() -> Path | None:
+    """``$CONVLAB_TEST_DATA`` (CI sets it to ../shared/data), when it holds MNIST."""
+    root = os.environ.get("CONVLAB_TEST_DATA")
+    if root and (Path(root) / "MNIST" / "raw").is_dir():
+        return Path(root)
+    return None
+
+
+@pytest.fixture
+def real_data() -> Path:
+    root = real_data_root()
+    if root is None:
+        pytest.skip("real datasets absent: set CONVLAB_TEST_DATA to the shared data folder")
+    return root
+
+
+def tiny_config(**sections: Any) -> dict[str, Any]:
+    """A seconds-fast synthetic experiment; keyword sections are merged over it."""
+    cfg: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 0,
+        "data": {
+            "dataset": "synthetic",
+            "synthetic": {"shape": [1, 12, 12], "classes": 4, "train_size": 256,
+                          "test_size": 64},
+        },
+        "model": {"name": "cnn", "stages": [{"channels": 4}, {"channels": 8}]},
+        "optim": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 2, "batch_size": 32, "threads": 1},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
