@@ -26,7 +26,8 @@ def real_data() -> Path:
 
 
 def tiny_config(**sections: Any) -> dict[str, Any]:
-    """A seconds-fast synthetic experiment; keyword sections are merged over it."""
+    """A seconds-fast synthetic experiment; keyword sections are merged over it (a model
+    section replaces the default one: its keys depend on the builder)."""
     cfg: dict[str, Any] = {
         "name": "tiny",
         "seed": 0,
@@ -40,7 +41,7 @@ def tiny_config(**sections: Any) -> dict[str, Any]:
         "train": {"epochs": 2, "batch_size": 32, "threads": 1},
     }
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+        if key != "model" and isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
         else:
             cfg[key] = value

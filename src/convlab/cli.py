@@ -26,7 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 
-console = Console()
+console = Console(soft_wrap=True, highlight=False)
 err_console = Console(stderr=True)
 
 SetOption = Annotated[

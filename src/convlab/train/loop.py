@@ -66,6 +66,7 @@ class Trainer:
     state: LoopState = field(default_factory=LoopState)
     epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
     stop_requested: int = 0  # set by SIGINT/SIGTERM
+    message: str = ""  # why the run stopped, when it did not complete
 
     # ----------------------------------------------------------------------- the loop
 
@@ -79,6 +80,7 @@ class Trainer:
                     train_metrics = self.train_epoch(epoch)
                 except Diverged as e:
                     self.reporter.close()
+                    self.message = str(e)
                     self.reporter.message(f"diverged: {e}")
                     return "diverged"
                 if train_metrics is None:  # interrupted mid-epoch, checkpoint written
@@ -171,6 +173,7 @@ class Trainer:
             )
             if better:
                 st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
+                self.run.checkpoint_dir.mkdir(exist_ok=True)
                 ckpt.save_weights(self.model, self.run.checkpoint_dir / "best.safetensors")
             else:
                 st.bad_epochs += 1
@@ -198,7 +201,7 @@ class Trainer:
         are never written.
         """
         if not ckpt.all_finite(self.model):
-            raise Diverged(self._divergence_message(self.state.step, float("nan")))
+            raise Diverged(self._divergence_message(self.state.epoch + 1, float("nan")))
         folder = self.run.checkpoint_dir
         folder.mkdir(exist_ok=True)
         weights = f"model-{self.state.step:08d}.safetensors"

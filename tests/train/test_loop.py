@@ -1,0 +1,180 @@
+"""The loop end to end on tiny synthetic data: folders, metrics, determinism, resume,
+divergence, early stopping, gradient norms."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from convlab import load_run, run
+from convlab.config import load_config
+from convlab.train.progress import Reporter
+from convlab.train.runner import resume_run
+
+
+def test_run_writes_a_complete_folder(runs_dir: Path) -> None:
+    r = run(tiny_config(), runs_dir=runs_dir)
+    names = {p.name for p in r.path.iterdir()}
+    assert {"config.yaml", "env.json", "metrics.csv", "summary.json", "model.safetensors",
+            "normalizer.safetensors", "checkpoint"} <= names
+    s = r.summary
+    assert s["status"] == "completed" and s["epochs_done"] == 2
+    assert s["params"] == sum(v.numel() for v in load_file(r.weights_path).values())
+    # 2 epochs x (train, test); top5 absent because 4 classes <= 5
+    rows = r.metrics
+    assert [(row["epoch"], row["split"]) for row in rows] == [
+        (1, "train"), (1, "test"), (2, "train"), (2, "test")]
+    assert rows[-1]["top5"] in ("", None)
+    assert s["final"]["test.top1"] > 0.5  # 4 classes: chance is 0.25
+    env = r.env
+    assert env["seed"] == 0 and env["torch"] == torch.__version__
+    assert len(env["data"]["fingerprint"]) == 32 and env["data"]["train"] == 256
+    # reopening gives the same run, and its model predicts like the saved weights
+    again = load_run(r.path)
+    assert again.summary == s
+    model = again.load_model()
+    assert sum(p.numel() for p in model.parameters()) == s["params"]
+
+
+def test_top5_reported_when_more_than_five_classes(runs_dir: Path) -> None:
+    cfg = tiny_config(data={"dataset": "synthetic", "synthetic": {
+        "shape": [1, 8, 8], "classes": 10, "train_size": 64, "test_size": 32}},
+        train={"epochs": 1, "batch_size": 16, "threads": 1})
+    r = run(cfg, runs_dir=runs_dir)
+    assert 0 <= r.metrics[-1]["top5"] <= 1 and r.metrics[-1]["top5"] >= r.metrics[-1]["top1"]
+
+
+def test_deterministic_runs_repeat_bit_for_bit(runs_dir: Path) -> None:
+    cfg = tiny_config(train={"epochs": 2, "batch_size": 32, "threads": 1, "deterministic": True},
+                      data={"dataset": "synthetic", "augment": {"crop_padding": 2, "flip": True},
+                            "synthetic": {"shape": [1, 12, 12], "classes": 4,
+                                          "train_size": 128, "test_size": 32}})
+    a, b = run(cfg, runs_dir=runs_dir), run(cfg, runs_dir=runs_dir)
+    assert a.path != b.path
+    assert [r["loss"] for r in a.metrics] == [r["loss"] for r in b.metrics]
+    wa, wb = load_file(a.weights_path), load_file(b.weights_path)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class _InterruptAt(Reporter):
+    """Sends this process SIGINT once a given number of batches has been reported."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.seen = after, 0
+
+    def batch(self, done: int, metrics: dict[str, float], batch_ms: float) -> None:
+        self.seen += 1
+        if self.seen == self.after:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("after", [3, 8])  # inside epoch 1, inside epoch 2
+def test_interrupt_then_resume_equals_uninterrupted(runs_dir: Path, after: int) -> None:
+    cfg = tiny_config(
+        train={"epochs": 3, "batch_size": 32, "threads": 1, "deterministic": True,
+               "log_every": 1},
+        model={"name": "cnn", "stages": [{"channels": 4, "dropout": 0.2}, {"channels": 8}]},
+        data={"dataset": "synthetic", "augment": {"crop_padding": 1, "noise": 0.05},
+              "synthetic": {"shape": [1, 12, 12], "classes": 4, "train_size": 160,
+                            "test_size": 32}},
+    )
+    full = run(cfg, runs_dir=runs_dir)
+    cut = run(cfg, runs_dir=runs_dir, reporter=_InterruptAt(after))
+    assert cut.summary["status"] == "interrupted"
+    assert load_run(cut.path).status == "interrupted"
+    done = resume_run(cut.path, reporter=Reporter())
+    assert done.summary["status"] == "completed"
+    assert [r["loss"] for r in done.metrics] == [r["loss"] for r in full.metrics]
+    wa, wb = load_file(full.weights_path), load_file(done.weights_path)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_divergence_stops_with_status_and_finite_checkpoint(runs_dir: Path) -> None:
+    # identity activations: nothing saturates or dies, so lr 1e3 blows the weights up
+    cfg = tiny_config(optim={"name": "sgd", "lr": 1e3, "momentum": 0.9},
+                      model={"name": "mlp", "hidden": [32], "activation": "identity"},
+                      data={"dataset": "synthetic", "normalize": "none",
+                            "synthetic": {"shape": [1, 12, 12], "classes": 4,
+                                          "train_size": 256, "test_size": 64}},
+                      train={"epochs": 3, "batch_size": 32, "threads": 1})
+    r = run(cfg, runs_dir=runs_dir)
+    assert r.summary["status"] == "diverged"
+    assert "try a lower optim.lr (now 1000)" in r.summary["message"]
+    assert not r.weights_path.exists()  # never save non-finite final weights
+    for f in r.checkpoint_dir.glob("model-*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(f).values())
+
+
+def test_injected_nan_is_caught_within_one_step(runs_dir: Path, monkeypatch) -> None:
+    import convlab.train.loop as loop
+
+    calls = {"n": 0}
+    real = torch.nn.CrossEntropyLoss.forward
+
+    def poisoned(self, logits, target):  # the 5th step returns NaN
+        calls["n"] += 1
+        out = real(self, logits, target)
+        return out * float("nan") if calls["n"] == 5 else out
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
+    r = run(tiny_config(), runs_dir=runs_dir, reporter=Reporter())
+    assert r.summary["status"] == "diverged"
+    assert loop.Diverged  # the message path below is the user's view
+    assert calls["n"] == 5  # stopped at the step that produced the NaN
+
+
+def test_early_stopping_restores_best(runs_dir: Path) -> None:
+    cfg = tiny_config(
+        data={"dataset": "synthetic", "val_fraction": 0.25,
+              "synthetic": {"shape": [1, 12, 12], "classes": 4, "train_size": 256,
+                            "test_size": 64}},
+        # min_delta 10 can never be met: epoch 1 is best, patience 2 stops after epoch 3
+        train={"epochs": 20, "batch_size": 32, "threads": 1,
+               "early_stopping": {"metric": "val.loss", "patience": 2, "min_delta": 10}},
+    )
+    r = run(cfg, runs_dir=runs_dir)
+    s = r.summary
+    assert s["epochs_done"] == 3 and s["best_epoch"] == 1 and s["restored_best"] is True
+    best = load_file(r.checkpoint_dir / "best.safetensors")
+    final = load_file(r.weights_path)
+    assert all(torch.equal(best[k], final[k]) for k in best)
+    assert {row["split"] for row in r.metrics} == {"train", "val", "test"}
+
+
+def test_grad_norms_tracked(runs_dir: Path) -> None:
+    r = run(tiny_config(train={"epochs": 1, "batch_size": 32, "threads": 1,
+                               "track_grad_norms": 2}), runs_dir=runs_dir)
+    lines = (r.path / "steps.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:3] == ["step", "epoch", "total"]
+    assert "stage1.body.conv1" in header and "head.fc_out" in header
+    assert len(lines) - 1 == 4  # 256/32 = 8 steps, every 2nd
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "cosine", "onecycle"])
+def test_schedules_and_label_smoothing_run(runs_dir: Path, schedule: str) -> None:
+    r = run(tiny_config(schedule={"name": schedule, "step_size": 1},
+                        train={"epochs": 2, "batch_size": 64, "threads": 1,
+                               "label_smoothing": 0.1}), runs_dir=runs_dir)
+    lrs = [row["lr"] for row in r.metrics if row["split"] == "train"]
+    assert r.summary["status"] == "completed" and lrs[0] != lrs[1]
+
+
+def test_batch_size_one_and_mlp(runs_dir: Path) -> None:
+    cfg = tiny_config(model={"name": "mlp", "hidden": [16]},
+                      data={"dataset": "synthetic", "synthetic": {
+                          "shape": [1, 6, 6], "classes": 3, "train_size": 20, "test_size": 5}},
+                      train={"epochs": 1, "batch_size": 1, "threads": 1})
+    r = run(cfg, runs_dir=runs_dir)
+    assert r.summary["steps"] == 20 and r.summary["status"] == "completed"
+
+
+def test_config_in_run_folder_reloads(runs_dir: Path) -> None:
+    r = run(tiny_config(), runs_dir=runs_dir)
+    assert load_config(r.config_path) == r.config
