@@ -105,7 +105,9 @@ class DataConfig(Strict):
     val_fraction: float = Field(0.0, ge=0, lt=1)
     split_seed: int = 0
     subset: SubsetConfig = SubsetConfig()
-    normalize: Literal["none", "channel", "mean_image", "zca"] = "channel"
+    # auto: "channel", or "none" for a model that normalizes its own input (a pretrained
+    # ResNet applies ImageNet statistics itself)
+    normalize: Literal["auto", "none", "channel", "mean_image", "zca"] = "auto"
     zca_epsilon: PositiveFloat = 1e-2
     augment: AugmentConfig = AugmentConfig()
     resize: PositiveInt | None = None  # resize every image to this square size on the device

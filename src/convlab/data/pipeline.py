@@ -39,8 +39,14 @@ class PreparedData:
         return len(self.classes)
 
 
-def prepare_data(cfg: DataConfig, device: torch.device) -> PreparedData:
-    """Load, split (train/val), subset, permute, fit normalization: the fixed part."""
+def prepare_data(
+    cfg: DataConfig, device: torch.device, model_normalizes: bool = False
+) -> PreparedData:
+    """Load, split (train/val), subset, permute, fit normalization: the fixed part.
+
+    ``model_normalizes``: the model standardizes its own input (pretrained weights with
+    their own statistics), so ``normalize: auto`` means none here.
+    """
     from convlab.data.sources import load_raw
     from convlab.data.transforms import (
         Augmenter,
@@ -67,12 +73,13 @@ def prepare_data(cfg: DataConfig, device: torch.device) -> PreparedData:
         train, test = (ImageSet(permute_pixels(s.images, perm), s.labels) for s in (train, test))
         if val is not None:
             val = ImageSet(permute_pixels(val.images, perm), val.labels)
-    if cfg.resize and cfg.normalize in ("mean_image", "zca"):
+    mode = effective_normalize(cfg.normalize, model_normalizes)
+    if cfg.resize and mode in ("mean_image", "zca"):
         raise ConfigError(
-            f"data.normalize: {cfg.normalize!r} cannot be combined with data.resize; "
+            f"data.normalize: {mode!r} cannot be combined with data.resize; "
             f"use 'channel' or 'none'"
         )
-    normalizer = fit_normalizer(train.images, cfg.normalize, cfg.zca_epsilon)
+    normalizer = fit_normalizer(train.images, mode, cfg.zca_epsilon)
     fingerprint = data_fingerprint(train, val, test)
     c, h, w = raw.shape
     if cfg.resize:
@@ -89,6 +96,12 @@ def prepare_data(cfg: DataConfig, device: torch.device) -> PreparedData:
         fingerprint=fingerprint,
         location=raw.location,
     )
+
+
+def effective_normalize(mode: str, model_normalizes: bool) -> str:
+    if mode == "auto":
+        return "none" if model_normalizes else "channel"
+    return mode
 
 
 def _to(s: ImageSet, device: torch.device) -> ImageSet:

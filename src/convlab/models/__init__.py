@@ -92,6 +92,11 @@ def build_model(model_cfg: Any, in_shape: tuple[int, int, int], num_classes: int
     return model
 
 
+def normalizes_own_input(model_cfg: Any) -> bool:
+    """True for models that apply their weights' own input statistics (pretrained)."""
+    return model_cfg.settings.get("weights", "none") != "none"
+
+
 def check_shapes(model: nn.Module, in_shape: tuple[int, int, int]) -> None:
     """Dry forward pass, child by child, so a shape error names the layer at fault."""
     import torch
@@ -133,5 +138,5 @@ def iter_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 # Register the builders and the named architectures (import for side effects).
 # Builders first: the named architectures refer to them.
-from convlab.models import cnn, mlp  # noqa: E402,F401,I001
+from convlab.models import cnn, mlp, resnet  # noqa: E402,F401,I001
 from convlab.models import architectures  # noqa: E402,F401,I001

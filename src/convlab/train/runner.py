@@ -19,7 +19,7 @@ import convlab
 from convlab.config import ExperimentConfig, load_config
 from convlab.data.pipeline import InMemoryLoader, PreparedData, prepare_data
 from convlab.errors import ConfigError, RunError
-from convlab.models import build_model
+from convlab.models import build_model, normalizes_own_input
 from convlab.runs import Run
 from convlab.train import checkpoint as ckpt
 from convlab.train.loop import LoopState, Trainer
@@ -105,6 +105,7 @@ def environment(cfg: ExperimentConfig, device: torch.device, data: PreparedData)
         "git": git_revision(),
         "data": {
             "location": data.location,
+            "normalize": getattr(data.normalizer, "mode", None),
             "fingerprint": data.fingerprint,
             "train": len(data.train),
             "val": len(data.val) if data.val is not None else 0,
@@ -139,7 +140,10 @@ def make_trainer(
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # 2.6x faster here (DESIGN.md)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    if hasattr(model, "param_groups"):  # e.g. a separate backbone learning rate
+        trainable: list[Any] = model.param_groups(cfg.optim.lr)
+    else:  # frozen parameters stay out of the optimizer
+        trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(trainable, cfg.optim)
     loader_kw = dict(normalizer=data.normalizer, resize=data.resize, channels_last=channels_last)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
@@ -174,7 +178,7 @@ def run_experiment(
     t_start = time.perf_counter()
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
     device = setup_runtime(cfg)
-    data = prepare_data(cfg.data, device)
+    data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
     model = build_model(cfg.model, data.shape, data.num_classes)
     params = sum(p.numel() for p in model.parameters())
     run = Run.create(runs_dir, cfg.name, config_hash(cfg)[:8])
@@ -209,7 +213,7 @@ def resume_run(path: str | Path, quiet: bool = False, reporter: Reporter | None 
         raise RunError(f"{run.path}: no checkpoint to resume from (checkpoint/state.pt)")
     cfg = run.config
     device = setup_runtime(cfg)
-    data = prepare_data(cfg.data, device)
+    data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
     if data.fingerprint != run.env["data"]["fingerprint"]:
         raise RunError(f"{run.path}: the data changed since the run started (fingerprint)")
     model = build_model_for(cfg, run.summary)
