@@ -41,7 +41,9 @@ RunsDirOption = Annotated[
 
 @app.command()
 def run(
-    experiment: Annotated[str, typer.Argument(help="A YAML file or a bundled experiment name.")],
+    experiment: Annotated[
+        str, typer.Argument(help="A YAML file or a bundled experiment name.")
+    ] = "",
     set_: SetOption = None,
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
@@ -49,14 +51,24 @@ def run(
         Path | None, typer.Option("--resume", help="Continue this interrupted run folder.")
     ] = None,
 ) -> None:
-    """Train one experiment and write its run folder."""
+    """Train one experiment and write its run folder (or continue one with --resume)."""
     from convlab.train.runner import resume_run, run_experiment
 
-    if resume is not None:
-        result = resume_run(resume, quiet=quiet)
-    else:
-        result = run_experiment(experiment, overrides=set_ or [], runs_dir=runs_dir, quiet=quiet)
+    if not experiment and resume is None:
+        raise typer.BadParameter("give an experiment (file or bundled name) or --resume RUN")
+
+    try:
+        if resume is not None:
+            result = resume_run(resume, quiet=quiet)
+        else:
+            result = run_experiment(experiment, overrides=set_ or [], runs_dir=runs_dir,
+                                    quiet=quiet)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, last checkpoint intact
+        err_console.print("interrupted; the previous checkpoint is intact")
+        raise typer.Exit(130) from None
     console.print(f"run folder: {result.path}")
+    if result.status == "interrupted":  # the shell's convention: 128 + signal number
+        raise typer.Exit(128 + int(result.summary.get("signal") or 2))
     if result.status != "completed":
         raise typer.Exit(1)
 
@@ -144,28 +156,16 @@ def _fmt(v: object, spec: str = ".4f") -> str:
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point. Usage errors exit 2 (click's convention); so do user errors
+    (``ConvlabError``), as one line on stderr without a traceback."""
     from convlab.commands import register_all
 
     register_all(app)
     try:
-        app(standalone_mode=False)
+        app()
     except ConvlabError as e:
         err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", getattr(e, "code", 0))
-        sys.exit(code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

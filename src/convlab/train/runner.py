@@ -246,7 +246,7 @@ def _fit_and_close(
         ckpt.save_weights(trainer.model, run.weights_path)
     run.write_summary(
         status=status, **summarize(st, trainer.cfg), restored_best=restored, steps=st.step,
-        message=trainer.message,
+        message=trainer.message, signal=trainer.stop_requested or None,
         setup_s=round(setup_s, 3),
         train_s=round(st.train_seconds, 3), eval_s=round(st.eval_seconds, 3),
         wall_s=round(time.perf_counter() - t_start, 3),
