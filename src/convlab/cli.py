@@ -35,7 +35,9 @@ SetOption = Annotated[
 ]
 RunsDirOption = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="Root of the run folders [default: $CONVLAB_RUNS or ./runs]"),
+    typer.Option(
+        "--runs-dir", help="Root of the run folders (default: $CONVLAB_RUNS, else ./runs)."
+    ),
 ]
 
 
@@ -126,6 +128,7 @@ def runs_ls(
 ) -> None:
     """A table of the runs under the runs folder, newest last."""
     from rich.table import Table
+    from rich.text import Text
 
     from convlab.runs import list_runs, resolve_runs_dir
 
@@ -134,7 +137,7 @@ def runs_ls(
         s = r.summary
         fin = s.get("final", {})
         table.add_row(
-            r.name, s.get("status", "?"), f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')}",
+            Text(r.name), s.get("status", "?"), f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')}",
             _fmt(fin.get("test.top1")), _fmt(fin.get("val.top1")),
             f"{s.get('params', 0):,}", _fmt(s.get("wall_s"), ".1f"),
         )

@@ -9,7 +9,7 @@ import importlib
 
 import typer
 
-MODULES = ("analysis",)
+MODULES = ("analysis", "report")
 
 
 def register_all(app: typer.Typer) -> None:

@@ -19,10 +19,13 @@ killed run reads as ``running`` (incomplete), never as silently finished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,12 +46,29 @@ def resolve_runs_dir(runs_dir: str | Path | None = None) -> Path:
 # ------------------------------------------------------------------- atomic writes
 
 
+class WriteError(RunError, OSError):
+    """A run file that could not be written: disk full, read-only, gone.
+
+    A user-facing one-line error (the CLI prints it, exit code 2) that is still an
+    ``OSError``, with ``errno`` and ``strerror`` set, for callers that catch those.
+    """
+
+    def __init__(self, path: Path, code: int | None, reason: str) -> None:
+        OSError.__init__(self, code, reason, str(path))
+        self.message = f"{path}: cannot write ({reason})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def atomic_write(path: Path, data: bytes | str | Callable[[Path], None]) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder + rename.
 
     ``data`` may be a callable that writes to the temporary path it is given (for
     libraries such as safetensors that want a file name). On any failure the temporary
-    file is removed and the previous ``path`` is untouched.
+    file is removed (when the file system still allows it) and the previous ``path`` is
+    untouched. A failure of the storage itself (full, read-only, ...) is raised as a
+    :class:`WriteError` naming ``path``, whichever library did the writing.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -62,9 +82,44 @@ def atomic_write(path: Path, data: bytes | str | Callable[[Path], None]) -> None
             os.fsync(f.fileno())
         _before_replace_hook(path)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        # diagnose before removing the temporary file: removing it frees the space
+        io_error = _storage_error(path, e) if isinstance(e, Exception) else None
+        with contextlib.suppress(OSError):  # a read-only folder refuses this too
+            tmp.unlink(missing_ok=True)
+        if io_error is not None:
+            raise io_error from e
         raise
+
+
+_ERRNO_IN_TEXT = re.compile(r"(?:os error |code: |\[Errno )(\d+)")
+
+
+def _storage_error(path: Path, e: Exception) -> WriteError | None:
+    """A WriteError when ``e`` comes from the storage, else None (a bug: re-raise as is).
+
+    safetensors (Rust) and torch.save (C++) report I/O failures as their own exception
+    types, with the OS error in the text or not at all; the folder then tells.
+    """
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None:
+        m = _ERRNO_IN_TEXT.search(str(e))
+        code = int(m.group(1)) if m else None
+    if code is None:
+        try:
+            st = os.statvfs(path.parent)
+            if st.f_bavail == 0 or (st.f_files and st.f_favail == 0):  # btrfs: f_files 0
+                code = errno.ENOSPC
+            elif not os.access(path.parent, os.W_OK):  # read-only mounts refuse even root
+                code = errno.EROFS if st.f_flag & os.ST_RDONLY else errno.EACCES
+        except OSError as probe:
+            code = probe.errno
+    if code is None:
+        if not isinstance(e, OSError):
+            return None
+        return WriteError(path, None, str(e).strip().splitlines()[0] if str(e).strip()
+                          else type(e).__name__)
+    return WriteError(path, code, os.strerror(code))
 
 
 def _before_replace_hook(path: Path) -> None:
@@ -193,6 +248,25 @@ class Run:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.path / "metrics.csv")
+
+    @property
+    def steps(self) -> dict[str, list[float]]:
+        """steps.csv (gradient norms every ``train.track_grad_norms`` steps) as columns;
+        empty when the run has none or the file is unreadable (an optional file)."""
+        path = self.path / "steps.csv"
+        if not path.exists():
+            return {}
+        cols: dict[str, list[float]] = {}
+        try:
+            with open(path, newline="") as f:
+                for row in csv.DictReader(f):
+                    for k, v in row.items():
+                        if k is not None and v not in (None, ""):
+                            cols.setdefault(k, []).append(float(v))
+        except (OSError, ValueError, csv.Error):
+            return {}
+        n = len(cols.get("step", []))
+        return {k: v for k, v in cols.items() if len(v) == n} if n else {}
 
     def metric(self, split: str, name: str) -> list[float]:
         """One metric per epoch for one split, e.g. ``run.metric("test", "top1")``."""

@@ -1,0 +1,308 @@
+"""Runs side by side: final and best metrics with only the settings that differ.
+
+:func:`compare_runs` is pure: it flattens each run's config to dotted keys
+(``optim.lr``, ``model.stages.0.channels``) and keeps the keys whose values are not
+the same in every run, because a table of sixty identical settings hides the two
+that matter. The renderers turn the one :class:`Comparison` into a rich table,
+Markdown, CSV or table cells for the HTML report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from convlab.report.data import SPLITS, RunData
+
+Kind = Literal["text", "setting", "int", "loss", "acc"]
+
+FINAL_METRICS = tuple(f"{s}.{m}" for s in SPLITS for m in ("loss", "top1", "top5"))
+BEST_METRICS = ("val.top1", "test.top1")
+
+
+class _Missing:
+    """A key that a run's config does not have (e.g. a third stage in a 2-stage model)."""
+
+    def __repr__(self) -> str:
+        return "-"
+
+
+MISSING: Any = _Missing()
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> ``{"dotted.key": value}``.
+
+    Mappings and lists of mappings are descended (``model.stages.0.channels``, the
+    spelling ``--set`` accepts); lists of plain values (``data.synthetic.shape``) stay
+    one value, since their items mean nothing apart.
+    """
+    out: dict[str, Any] = {}
+    if isinstance(tree, Mapping):
+        items: Sequence[tuple[str, Any]] = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, list | tuple) and any(isinstance(v, Mapping | list) for v in tree):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    else:
+        return {prefix: tree}
+    if not items and prefix:
+        return {prefix: tree}  # an empty section or list is still a value
+    for k, v in items:
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, Mapping | list | tuple):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def differing_settings(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Dotted keys whose value differs between the configs (or is absent from some),
+    in config order."""
+    flat = [flatten(c) for c in configs]
+    keys: list[str] = []
+    for f in flat:  # merge the key orders: a key only some runs have goes after its sibling
+        at = 0
+        for k in f:
+            if k in keys:
+                at = keys.index(k) + 1
+            else:
+                keys.insert(at, k)
+                at += 1
+    return [k for k in keys if len({_canon(f.get(k, MISSING)) for f in flat}) > 1]
+
+
+def _canon(v: Any) -> str:
+    """A hashable spelling in which 1 == 1.0 but "1" != 1 (YAML may write either)."""
+    if v is MISSING:
+        return "\0missing"
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int | float):
+        return repr(float(v))
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: ``key`` addresses :attr:`Comparison.rows`; ``kind`` picks a format."""
+
+    key: str  # "run", "status", "params", "set:optim.lr", "final:test.top1", "best_epoch"
+    title: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs as rows; columns: run, status, differing settings, parameters, final and best
+    metrics. Values are raw (floats in [0, 1] for accuracies); renderers format them."""
+
+    labels: list[str]
+    settings: list[str]  # the dotted keys that differ, also columns "set:<key>"
+    columns: list[Column]
+    rows: list[dict[str, Any]]  # column key -> value; MISSING / None where absent
+
+    def column(self, key: str) -> list[Any]:
+        return [r.get(key) for r in self.rows]
+
+    def setting_values(self, key: str) -> list[Any]:
+        return self.column(f"set:{key}")
+
+    def short_names(self) -> dict[str, str]:
+        """Each differing key by its shortest dotted suffix that is still unique:
+        ``optim.lr`` -> ``lr``; ``model.stages.0.channels`` -> ``0.channels``."""
+        out: dict[str, str] = {}
+        for key in self.settings:
+            parts = key.split(".")
+            for n in range(1, len(parts) + 1):
+                tail = ".".join(parts[-n:])
+                if not any(o != key and (o == tail or o.endswith("." + tail))
+                           for o in self.settings):
+                    out[key] = tail
+                    break
+            else:  # pragma: no cover - a key is always unique in full
+                out[key] = key
+        return out
+
+    def short_labels(self) -> list[str]:
+        """The first path component that tells every run apart (``trial-3`` of
+        ``trial-3/cap/20261122-...``; the run id when all runs share an experiment)."""
+        parts = [label.split("/") for label in self.labels]
+        depth = min(len(p) for p in parts)
+        for j in range(depth):
+            names = [p[j] for p in parts]
+            if len(set(names)) == len(names):
+                return names
+        return list(self.labels)
+
+    def descriptions(self, max_len: int = 50, max_value: int = 20) -> list[str]:
+        """Each run named by its differing settings (``lr=0.1, flip=true``), for legends
+        and bar labels. The same keys name every run; keys with a long value in some run
+        (a description) are left out; if a name would still be too long, or no key is
+        left, or two runs would share a name, every run gets its short label instead."""
+        short = self.short_names()
+        values = {k: [format_value(v) for v in self.setting_values(k)] for k in self.settings}
+        keys = [k for k in self.settings if all(len(v) <= max_value for v in values[k])]
+        texts = [", ".join(f"{short[k]}={values[k][i]}" for k in keys)
+                 for i in range(len(self.rows))]
+        if keys and all(len(t) <= max_len for t in texts) and len(set(texts)) == len(texts):
+            return texts
+        return self.short_labels()
+
+    def describe(self, i: int, max_len: int = 50) -> str:
+        """:meth:`descriptions` of run ``i``."""
+        return self.descriptions(max_len)[i]
+
+
+def compare_runs(
+    runs: Sequence[RunData],
+    final: Sequence[str] = FINAL_METRICS,
+    best: Sequence[str] = BEST_METRICS,
+) -> Comparison:
+    """The comparison table of ``runs`` (pure: no file is read).
+
+    ``final`` and ``best`` name the ``<split>.<metric>`` keys to show; a key no run has
+    is left out (no empty ``val`` columns for runs without a validation split).
+    """
+    # a run killed before writing its config has none: it shows "-", not 90 differences
+    settings = differing_settings([r.config for r in runs if r.config])
+    flat = [flatten(r.config) for r in runs]
+    columns = [Column("run", "run", "text"), Column("status", "status", "text")]
+    columns += [Column(f"set:{k}", k, "setting") for k in settings]
+    columns.append(Column("params", "params", "int"))
+    for prefix, keys, attr in (("final", final, "final"), ("best", best, "best")):
+        if prefix == "best":
+            columns.append(Column("best_epoch", "best epoch", "int"))
+        for k in keys:
+            if any(k in getattr(r, attr) for r in runs):
+                columns.append(Column(f"{prefix}:{k}", _metric_title(prefix, k),
+                                      "loss" if k.endswith("loss") else "acc"))
+    rows: list[dict[str, Any]] = []
+    for r, f in zip(runs, flat, strict=True):
+        row: dict[str, Any] = {"run": r.label, "status": r.status, "params": r.params,
+                               "best_epoch": r.best_epoch}
+        row.update({f"set:{k}": f.get(k, MISSING) for k in settings})
+        for c in columns:
+            prefix, _, key = c.key.partition(":")
+            if prefix in ("final", "best"):
+                row[c.key] = getattr(r, prefix).get(key)
+        rows.append(row)
+    return Comparison([r.label for r in runs], settings, columns, rows)
+
+
+def _metric_title(prefix: str, key: str) -> str:
+    split, _, metric = key.partition(".")
+    unit = " %" if metric.startswith("top") else ""
+    return f"{prefix} {split} {metric}{unit}"
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def format_value(v: Any) -> str:
+    """A config value as YAML would spell it: ``true``, ``null``, ``[1, 28, 28]``."""
+    if v is MISSING:
+        return "-"
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple | dict):
+        return json.dumps(v, default=str)
+    return str(v)
+
+
+def format_cell(v: Any, kind: Kind) -> str:
+    """Display text: accuracies as percentages, losses to 4 significant digits."""
+    if v is None or v is MISSING:
+        return "-"
+    if kind == "acc":
+        return f"{100 * float(v):.2f}"
+    if kind == "loss":
+        return f"{float(v):.4g}"
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "setting":
+        return format_value(v)
+    return str(v)
+
+
+def cells(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows, shared by every text renderer."""
+    header = [c.title for c in cmp.columns]
+    body = [[format_cell(r.get(c.key), c.kind) for c in cmp.columns] for r in cmp.rows]
+    return header, body
+
+
+def right_aligned(cmp: Comparison) -> list[bool]:
+    return [c.kind in ("int", "loss", "acc") for c in cmp.columns]
+
+
+def render_table(cmp: Comparison) -> Any:
+    """A ``rich`` Table (print it with a Console). Settings are headed by their short
+    names (``lr``, ``0.channels``) and nothing is cut short with an ellipsis: a
+    terminal is narrow, and a truncated key or value is worse than a wrapped one."""
+    from rich.table import Table
+    from rich.text import Text  # plain text: a "[red]" in a run's setting is not markup
+
+    header, body = cells(cmp)
+    short = cmp.short_names()
+    t = Table()
+    for c, h, right in zip(cmp.columns, header, right_aligned(cmp), strict=True):
+        title = short[c.key[4:]] if c.key.startswith("set:") else h
+        t.add_column(Text(title), justify="right" if right else "left", overflow="fold",
+                     no_wrap=c.key == "run")
+    for row in body:
+        t.add_row(*(Text(c) for c in row))
+    return t
+
+
+def md_escape(text: str) -> str:
+    """Make a string safe inside a Markdown table cell (pipes, newlines, HTML)."""
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]],
+                   right: Sequence[bool]) -> str:
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(cmp: Comparison) -> str:
+    """A GitHub-flavoured Markdown table."""
+    header, body = cells(cmp)
+    return markdown_table(header, body, right_aligned(cmp))
+
+
+def render_csv(cmp: Comparison) -> str:
+    """Raw numbers (accuracies as fractions), lists as JSON, missing as empty."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([_csv_name(c.key) for c in cmp.columns])
+    for r in cmp.rows:
+        row = []
+        for c in cmp.columns:
+            v = r.get(c.key)
+            if v is None or v is MISSING:
+                row.append("")
+            elif c.kind == "setting" and (isinstance(v, bool) or not isinstance(v, str | int
+                                                                                 | float)):
+                row.append(format_value(v))
+            else:
+                row.append(v)
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def _csv_name(key: str) -> str:
+    """``set:optim.lr`` -> ``optim.lr``; ``final:test.top1`` -> ``final.test.top1``."""
+    prefix, sep, rest = key.partition(":")
+    if not sep:
+        return key
+    return rest if prefix == "set" else f"{prefix}.{rest}"

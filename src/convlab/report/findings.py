@@ -1,0 +1,402 @@
+"""One-sentence readings of a report's sections, computed from the numbers.
+
+A figure tells a reader what happened only if they know where to look; each function
+here looks for them and says it in one sentence ("test loss is lowest at 1.2M
+parameters; larger models overfit"). They are pure functions of plain lists and dicts,
+so each rule is tested on hand-made curves. A :class:`Finding` carries the sentence and
+the numbers behind it (``data``), so tests and other tools need not parse the text.
+
+Overfitting, as used throughout: the validation/test loss rises after its minimum while
+the training loss keeps falling (the model keeps fitting the training set and gets worse
+on new data). A rise of less than ``REL_TOL`` of the minimum (or ``ABS_TOL``) is noise.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+REL_TOL = 0.02  # a loss rise smaller than 2% of the minimum is noise, not overfitting
+ABS_TOL = 1e-3  # ... and so is any rise below this (losses near 0 jitter by large ratios)
+GAP_LARGE = 5.0  # points of train-minus-test accuracy worth calling a large gap
+GAP_SMALL = 1.0  # points within which train and test accuracy are "the same"
+SPIKE = 10.0  # a total gradient norm above this times the median is a spike
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One sentence and the numbers it was made from."""
+
+    text: str
+    kind: Literal["info", "warning"] = "info"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def human_count(n: float) -> str:
+    """628 -> "628", 45_300 -> "45.3k", 1_234_567 -> "1.23M"."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:.3g}" if isinstance(n, float) and not float(n).is_integer() else str(int(n))
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _sentence(parts: Sequence[str]) -> str:
+    text = "; ".join(p for p in parts if p)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def split_name(split: str) -> str:
+    """``val`` -> ``validation``: the word a sentence needs."""
+    return {"val": "validation"}.get(split, split)
+
+
+# ------------------------------------------------------------------ overfitting
+
+
+@dataclass(frozen=True)
+class Overfit:
+    """Where the held-out loss turned: it was lowest at ``epoch`` and rose afterwards."""
+
+    epoch: int  # the epoch of the minimum: the model overfits after it
+    min_loss: float
+    last_epoch: int
+    last_loss: float
+    train_at_min: float
+    train_last: float
+
+
+def detect_overfitting(
+    train_loss: Sequence[float], eval_loss: Sequence[float],
+    epochs: Sequence[float] | None = None, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL,
+) -> Overfit | None:
+    """An :class:`Overfit` when the eval loss ends clearly above its minimum while the
+    train loss ends below its value at that minimum; else None.
+
+    The end of training is compared with the minimum (not any bump along the way):
+    a loss that wobbles and comes back down is not overfitting.
+    """
+    n = min(len(train_loss), len(eval_loss))
+    if n < 2:
+        return None
+    ev, tr = list(eval_loss[:n]), list(train_loss[:n])
+    ep = [int(e) for e in epochs[:n]] if epochs is not None else list(range(1, n + 1))
+    i = min(range(n), key=lambda j: ev[j])
+    rose = ev[-1] - ev[i] > max(rel_tol * abs(ev[i]), abs_tol)
+    train_fell = tr[-1] < tr[i]
+    if i == n - 1 or not rose or not train_fell:
+        return None
+    return Overfit(ep[i], ev[i], ep[-1], ev[-1], tr[i], tr[-1])
+
+
+def eval_split(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str | None:
+    """The held-out split to read: test when recorded, else validation."""
+    for s in ("test", "val"):
+        if curves.get(s, {}).get("loss"):
+            return s
+    return None
+
+
+def overfit_of(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Overfit | None:
+    """:func:`detect_overfitting` on a run's curves (train vs its held-out split)."""
+    split = eval_split(curves)
+    train = curves.get("train", {})
+    if split is None or not train.get("loss"):
+        return None
+    return detect_overfitting(train["loss"], curves[split]["loss"], curves[split].get("epoch"))
+
+
+# ------------------------------------------------------------------ one run
+
+
+def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Finding:
+    """Does the held-out loss overfit, flatten, or still fall at the end?"""
+    split = eval_split(curves)
+    train = list(curves.get("train", {}).get("loss", []))
+    if split is None:
+        return Finding("No validation or test loss was recorded, so overfitting cannot be "
+                       "judged.", "warning")
+    ev = list(curves[split]["loss"])
+    ep = [int(e) for e in curves[split].get("epoch", range(1, len(ev) + 1))]
+    name = split_name(split)
+    of = detect_overfitting(train, ev, ep) if train else None
+    if of is not None:
+        return Finding(
+            f"{name.capitalize()} loss is lowest at epoch {of.epoch} ({_num(of.min_loss)}) and "
+            f"rises to {_num(of.last_loss)} by epoch {of.last_epoch} while train loss keeps "
+            f"falling ({_num(of.train_at_min)} to {_num(of.train_last)}): the model overfits "
+            f"after epoch {of.epoch}.", "warning",
+            {"overfit": True, "overfit_after": of.epoch, "split": split})
+    i = min(range(len(ev)), key=lambda j: ev[j])
+    data = {"overfit": False, "overfit_after": None, "split": split, "min_epoch": ep[i]}
+    if len(ev) == 1:
+        return Finding(f"{name.capitalize()} loss is {_num(ev[0])} after one epoch; one "
+                       f"epoch is too few to judge over- or underfitting.", data=data)
+    if i == len(ev) - 1:
+        drop = ev[-2] - ev[-1]
+        if drop > max(REL_TOL * abs(ev[-2]), ABS_TOL):
+            return Finding(f"{name.capitalize()} loss is still falling at the last epoch "
+                           f"({ep[-1]}: {_num(ev[-2])} to {_num(ev[-1])}): no sign of "
+                           f"overfitting, and more epochs may help.",
+                           data={**data, "still_falling": True})
+        return Finding(f"{name.capitalize()} loss reaches its lowest, {_num(ev[-1])}, at the "
+                       f"last epoch ({ep[-1]}) and has levelled off: no sign of overfitting.",
+                       data={**data, "still_falling": False})
+    if len(train) >= len(ev) and train[len(ev) - 1] >= train[i] and ev[-1] > ev[i]:
+        return Finding(f"Both train and {name} loss rise after epoch {ep[i]}: training is "
+                       f"unstable (the learning rate may be too high), not overfitting.",
+                       "warning", {**data, "unstable": True})
+    return Finding(f"{name.capitalize()} loss is lowest at epoch {ep[i]} ({_num(ev[i])}) and "
+                   f"ends at {_num(ev[-1])}: it has levelled off, with no clear overfitting.",
+                   data=data)
+
+
+def final_metrics_finding(final: Mapping[str, float]) -> Finding:
+    """The gap between train and held-out accuracy at the last epoch."""
+    split = "test" if "test.top1" in final else "val" if "val.top1" in final else None
+    if split is None:
+        return Finding("No held-out accuracy was recorded.", "warning")
+    acc = final[f"{split}.top1"]
+    name = split_name(split)
+    if "train.top1" not in final:
+        return Finding(f"Final {name} accuracy is {pct(acc)}.", data={"acc": acc})
+    tr = final["train.top1"]
+    gap = 100 * (tr - acc)
+    data = {"acc": acc, "train_acc": tr, "gap_points": gap, "split": split}
+    head = f"Final {name} accuracy is {pct(acc)} against {pct(tr)} on train"
+    if gap > GAP_LARGE:
+        return Finding(f"{head}: a large gap of {gap:.1f} points, the model fits the training "
+                       f"set much better than new data.", "warning", data)
+    if gap < -GAP_SMALL:
+        return Finding(f"{head}: {name} accuracy is {-gap:.1f} points higher, since train "
+                       f"accuracy is averaged over the epoch while the model still learns "
+                       f"(and with any augmentation or dropout on).", data=data)
+    if abs(gap) <= GAP_SMALL:
+        return Finding(f"{head}: within {GAP_SMALL:g} point of each other, so the model "
+                       f"generalizes as well as it fits.", data=data)
+    return Finding(f"{head}: a gap of {gap:.1f} points.", data=data)
+
+
+def layers_finding(layers: Sequence[tuple[str, str, int]], total: int) -> Finding:
+    """Where the parameters are: ``layers`` are (name, type, parameters) rows."""
+    weighted = [r for r in layers if r[2] > 0]
+    if not weighted or total <= 0:
+        return Finding(f"The model has {total:,} parameters.", data={"params": total})
+    name, typ, p = max(weighted, key=lambda r: r[2])
+    share = p / total
+    return Finding(
+        f"{total:,} parameters in {len(weighted)} layers with weights; the largest, {name} "
+        f"({typ}), holds {p:,} of them ({share:.0%}).",
+        data={"params": total, "largest": name, "share": share})
+
+
+def settings_finding(config: Mapping[str, Any], params: int | None) -> Finding:
+    """What was trained, in words: model, data, optimizer, schedule, epochs."""
+    if not config:
+        return Finding("The run folder holds no readable config.", "warning")
+    model = config.get("model", {}) or {}
+    data = config.get("data", {}) or {}
+    optim = config.get("optim", {}) or {}
+    sched = config.get("schedule", {}) or {}
+    train = config.get("train", {}) or {}
+    size = f" ({params:,} parameters)" if params is not None else ""
+    parts = [f"the {model.get('name', '?')} model{size} was trained on "
+             f"{data.get('dataset', '?')} for {train.get('epochs', '?')} epochs with "
+             f"{optim.get('name', '?')} at learning rate {optim.get('lr', '?')} and batch size "
+             f"{train.get('batch_size', '?')}"]
+    if sched.get("name") not in (None, "constant"):
+        parts.append(f"{sched['name']} schedule")
+    aug = [k for k, v in (data.get("augment") or {}).items() if v and not isinstance(v, dict)]
+    if aug:
+        parts.append("augmentation: " + ", ".join(aug))
+    return Finding(_sentence([", ".join(parts)]))
+
+
+# ------------------------------------------------------------------ several runs
+
+
+def runs_settings_finding(n: int, differing: Sequence[str]) -> Finding:
+    if not differing:
+        return Finding(f"The {n} runs have identical settings (repeats).")
+    shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more"
+                                        if len(differing) > 6 else "")
+    return Finding(f"The {n} runs differ in {len(differing)} setting"
+                   f"{'s' if len(differing) != 1 else ''}: {shown}.")
+
+
+def comparison_finding(
+    labels: Sequence[str], values: Sequence[float | None], metric: str = "final test top-1",
+    statuses: Sequence[str] | None = None, train_values: Sequence[float | None] | None = None,
+) -> Finding:
+    """Best and worst run by an accuracy (higher is better), the spread, the mean
+    train-test gap, and the runs that did not complete."""
+    scored = [(lab, v) for lab, v in zip(labels, values, strict=True) if v is not None]
+    parts: list[str] = []
+    data: dict[str, Any] = {}
+    if scored:
+        best = max(scored, key=lambda t: t[1])
+        worst = min(scored, key=lambda t: t[1])
+        data.update(best=best[0], worst=worst[0])
+        spread = 100 * (best[1] - worst[1])
+        data["spread_points"] = spread
+        if len(scored) > 1 and spread < 0.05:
+            parts.append(f"all {len(scored)} runs reach the same {metric}, {pct(best[1])}")
+        else:
+            parts.append(f"best {metric}: {best[0]} ({pct(best[1])})")
+            if len(scored) > 1:
+                parts.append(f"worst: {worst[0]} ({pct(worst[1])}), {spread:.1f} points lower")
+    if train_values is not None:
+        gaps = [100 * (t - v) for t, v in zip(train_values, values, strict=True)
+                if t is not None and v is not None]
+        if gaps:
+            gap = data["mean_gap_points"] = statistics.fmean(gaps)
+            parts.append(f"train accuracy is {abs(gap):.1f} points "
+                         f"{'above' if gap >= 0 else 'below'} it on average")
+    if statuses is not None:
+        bad = [f"{lab} ({s})" for lab, s in zip(labels, statuses, strict=True)
+               if s != "completed"]
+        if bad:
+            parts.append(f"{len(bad)} did not complete: " + ", ".join(bad))
+    if not parts:
+        return Finding("No run recorded a held-out accuracy.", "warning")
+    return Finding(_sentence(parts), "warning" if "did not complete" in parts[-1] else "info",
+                   data)
+
+
+def sweep_finding(
+    x: Sequence[float], train_loss: Sequence[float | None], eval_loss: Sequence[float | None],
+    x_name: str = "parameters", overfit_after: Sequence[int | None] | None = None,
+    eval_name: str = "test",
+) -> Finding:
+    """Where along a swept setting the held-out loss is lowest, and what happens on
+    either side: larger values that fit the training set better but do worse on new
+    data overfit; smaller values worse on both underfit. Repeats of one value (seeds)
+    are averaged. ``overfit_after`` holds each run's :attr:`Overfit.epoch` (or None)."""
+    pts: dict[float, list[tuple[float, float]]] = {}
+    for xi, t, e in zip(x, train_loss, eval_loss, strict=True):
+        if t is not None and e is not None:
+            pts.setdefault(float(xi), []).append((float(t), float(e)))
+    if not pts:
+        return Finding(f"No run recorded both train and {eval_name} loss.", "warning")
+    xs = sorted(pts)
+    tr = [statistics.fmean(p[0] for p in pts[v]) for v in xs]
+    ev = [statistics.fmean(p[1] for p in pts[v]) for v in xs]
+
+    def at(v: float) -> str:
+        return f"{human_count(v)} parameters" if x_name == "parameters" else f"{x_name}={v:g}"
+
+    larger = "larger models" if x_name == "parameters" else f"larger {x_name}"
+    smaller = "smaller models" if x_name == "parameters" else f"smaller {x_name}"
+    i = min(range(len(xs)), key=lambda j: ev[j])
+    parts = [f"{eval_name} loss is lowest at {at(xs[i])} ({_num(ev[i])})"]
+    data: dict[str, Any] = {"best_x": xs[i], "overfit_larger": False, "underfit_smaller": False}
+    tol = max(REL_TOL * abs(ev[i]), ABS_TOL)
+    if i < len(xs) - 1:
+        if ev[-1] - ev[i] > tol and tr[-1] < tr[i]:
+            data["overfit_larger"] = True
+            parts.append(f"{larger} fit the training set better (train loss {_num(tr[i])} to "
+                         f"{_num(tr[-1])}) but reach only {_num(ev[-1])}: they overfit")
+        elif ev[-1] - ev[i] > tol:
+            parts.append(f"{larger} do worse on both train and {eval_name} loss")
+        else:
+            parts.append(f"{larger} do not improve it")
+    elif len(xs) > 1:
+        parts.append(f"it still falls at the largest value, so {larger} may do better")
+    if i > 0 and tr[0] > tr[i] and ev[0] - ev[i] > tol:
+        data["underfit_smaller"] = True
+        parts.append(f"{smaller} underfit (train loss {_num(tr[0])} at {at(xs[0])})")
+    if overfit_after is not None:
+        over = [(float(xi), e) for xi, e in zip(x, overfit_after, strict=True) if e is not None]
+        data["overfit_runs"] = len(over)
+        if over:
+            first = min(e for _, e in over)
+            last = max(e for _, e in over)
+            when = f"epoch {first}" if first == last else f"epochs {first}-{last}"
+            over_x = {v for v, _ in over}
+            lo = min(over_x)
+            # the overfitting runs are exactly those at or above one value: say so
+            threshold = lo > xs[0] and all((v >= lo) == (v in over_x) for v in pts)
+            who = (f"runs with {at(lo)} or more" if threshold
+                   else f"{len(over)} of {len(x)} runs")
+            parts.append(f"{who} overfit during training, after {when}")
+    return Finding(_sentence(parts), "info", data)
+
+
+def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
+                     metric: str = "final test top-1") -> Finding:
+    """Read a ladder of runs in order: where it starts and ends, the biggest step up,
+    the biggest step down."""
+    pts = [(lab, v) for lab, v in zip(labels, values, strict=True) if v is not None]
+    if len(pts) < 2:
+        return Finding(f"Too few runs with a {metric} to compare.", "warning")
+    if max(v for _, v in pts) - min(v for _, v in pts) < 0.0005:
+        return Finding(f"All {len(pts)} runs reach the same {metric}, {pct(pts[0][1])}.",
+                       data={"largest_gain": None, "largest_drop": None, "best": None})
+    parts = [f"{metric} goes from {pct(pts[0][1])} ({pts[0][0]}) to {pct(pts[-1][1])} "
+             f"({pts[-1][0]})"]
+    steps = [(pts[j][0], 100 * (pts[j][1] - pts[j - 1][1])) for j in range(1, len(pts))]
+    up = max(steps, key=lambda s: s[1])
+    down = min(steps, key=lambda s: s[1])
+    if up[1] > 0 and len(steps) > 1:
+        parts.append(f"the largest gain, +{up[1]:.1f} points, comes with {up[0]}")
+    if down[1] < 0:
+        parts.append(f"{down[0]} lowers it by {-down[1]:.1f} points")
+    best = max(pts, key=lambda t: t[1])
+    if best is not pts[-1]:
+        parts.append(f"the best is {best[0]} ({pct(best[1])})")
+    return Finding(_sentence(parts), data={"largest_gain": up[0] if up[1] > 0 else None,
+                                           "largest_drop": down[0] if down[1] < 0 else None,
+                                           "best": best[0]})
+
+
+def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float]]) -> Finding:
+    """How the total gradient norm evolves, its spikes, and which layer gets the largest
+    and the smallest gradients (a large ratio hints at vanishing gradients)."""
+    total = list(norms.get("total", []))
+    if not total:
+        return Finding("No gradient norms were recorded.", "warning")
+    parts = [f"total gradient norm goes from {_num(total[0])} at step {int(steps[0])} to "
+             f"{_num(total[-1])} at step {int(steps[-1])}"]
+    data: dict[str, Any] = {"spike": False}
+    med = statistics.median(total)
+    j = max(range(len(total)), key=lambda k: total[k])
+    if med > 0 and total[j] > SPIKE * med:
+        data["spike"] = True
+        parts.append(f"it spikes to {_num(total[j])} at step {int(steps[j])}, "
+                     f"{total[j] / med:.0f}x its median")
+    layers = {k: statistics.median(v) for k, v in norms.items() if k != "total" and v}
+    if len(layers) > 1:
+        hi = max(layers, key=lambda k: layers[k])
+        lo = min(layers, key=lambda k: layers[k])
+        data.update(largest=hi, smallest=lo)
+        parts.append(f"{hi} gets the largest gradients (median {_num(layers[hi])}), {lo} the "
+                     f"smallest ({_num(layers[lo])})")
+    return Finding(_sentence(parts), "warning" if data["spike"] else "info", data)
+
+
+def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None]) -> Finding:
+    """Which of several runs overfit, and after which epoch."""
+    over = [(lab, o) for lab, o in zip(labels, overfits, strict=True) if o is not None]
+    if not over:
+        return Finding(f"None of the {len(labels)} runs overfits: no held-out loss rises "
+                       f"clearly after its minimum while train loss keeps falling.",
+                       data={"overfit": []})
+    listed = ", ".join(f"{lab} (after epoch {o.epoch})" for lab, o in over[:5])
+    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+    return Finding(f"{len(over)} of {len(labels)} runs overfit: {listed}{more}.", "warning",
+                   {"overfit": [lab for lab, _ in over]})

@@ -1,0 +1,155 @@
+"""The comparison table: flattening, only-differing settings, renderers, finding runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from convlab.errors import RunError
+from convlab.report.compare import (
+    MISSING,
+    compare_runs,
+    differing_settings,
+    flatten,
+    render_csv,
+    render_markdown,
+    render_table,
+)
+from convlab.report.data import RunData, find_runs, load_runs, run_labels
+
+
+def cfg(lr: float = 0.1, flip: bool = False, stages: int = 2, desc: str = "") -> dict:
+    return {
+        "name": "exp", "description": desc,
+        "data": {"dataset": "mnist", "augment": {"flip": flip}, "shape": [1, 28, 28]},
+        "model": {"name": "cnn", "stages": [{"channels": 8 * (i + 1)} for i in range(stages)],
+                  "head": {"hidden": []}},
+        "optim": {"name": "sgd", "lr": lr},
+    }
+
+
+def rd(label: str, config: dict, acc: float = 0.9, **kw: object) -> RunData:
+    final = {"train.loss": 0.1, "train.top1": 0.99, "test.loss": 0.3, "test.top1": acc}
+    return RunData(label, config, final=final, best=dict(final), best_epoch=3, params=1000,
+                   **kw)  # type: ignore[arg-type]
+
+
+def test_flatten_descends_mappings_and_lists_of_mappings_only() -> None:
+    flat = flatten(cfg())
+    assert flat["optim.lr"] == 0.1
+    assert flat["model.stages.1.channels"] == 16  # the spelling --set accepts
+    assert flat["data.shape"] == [1, 28, 28]  # a list of plain values stays one value
+    assert flat["model.head.hidden"] == []  # an empty list is still a setting
+    assert "data.augment" not in flat and flat["data.augment.flip"] is False
+
+
+def test_only_differing_settings_are_kept() -> None:
+    configs = [cfg(lr=0.1), cfg(lr=0.01, flip=True), cfg(lr=0.1)]
+    assert differing_settings(configs) == ["data.augment.flip", "optim.lr"]
+    assert differing_settings([cfg(), cfg()]) == []
+    # a key only some runs have differs: a third stage
+    assert differing_settings([cfg(stages=2), cfg(stages=3)]) == ["model.stages.2.channels"]
+    # 1 and 1.0 are the same number (YAML writes either); "1" is not
+    assert differing_settings([{"a": 1}, {"a": 1.0}]) == []
+    assert differing_settings([{"a": 1}, {"a": "1"}]) == ["a"]
+
+
+def test_compare_runs_columns_and_rows() -> None:
+    runs = [rd("r1", cfg(lr=0.1)), rd("r2", cfg(lr=0.01, stages=3), acc=0.95)]
+    cmp = compare_runs(runs)
+    assert cmp.settings == ["model.stages.2.channels", "optim.lr"]
+    keys = [c.key for c in cmp.columns]
+    assert keys[:4] == ["run", "status", "set:model.stages.2.channels", "set:optim.lr"]
+    assert "final:test.top1" in keys and "best:test.top1" in keys and "best_epoch" in keys
+    assert not any("val" in k for k in keys)  # no empty val columns when no run has val
+    assert cmp.rows[0]["set:model.stages.2.channels"] is MISSING
+    assert cmp.setting_values("optim.lr") == [0.1, 0.01]
+    assert cmp.column("final:test.top1") == [0.9, 0.95]
+    assert cmp.short_names() == {"model.stages.2.channels": "channels", "optim.lr": "lr"}
+    assert cmp.describe(1) == "channels=24, lr=0.01"
+    assert cmp.describe(0) == "channels=-, lr=0.1"
+
+
+def test_run_names_for_legends() -> None:
+    runs = [rd(f"trial-{i}/cap/2026-{i}", cfg(lr=lr, desc="x" * (30 * i)))
+            for i, lr in enumerate((0.1, 0.01))]
+    cmp = compare_runs(runs)
+    assert cmp.short_labels() == ["trial-0", "trial-1"]
+    assert cmp.descriptions() == ["lr=0.1", "lr=0.01"]  # the long description left out
+    assert cmp.descriptions(max_len=5) == ["trial-0", "trial-1"]
+    same_exp = compare_runs([rd("cap/2026-a", cfg()), rd("cap/2026-b", cfg())])
+    assert same_exp.short_labels() == ["2026-a", "2026-b"]
+    assert same_exp.descriptions() == ["2026-a", "2026-b"]  # nothing differs
+    # two runs differing only in a long value would share "lr=0.1": labels instead
+    twins = compare_runs([rd("a", cfg(desc="x" * 30)), rd("b", cfg()), rd("c", cfg(lr=0.01))])
+    assert twins.descriptions() == ["a", "b", "c"]
+
+
+def test_short_names_stay_unique() -> None:
+    cmp = compare_runs([rd("a", cfg()), rd("b", {**cfg(), "model": {"stages": [
+        {"channels": 1}, {"channels": 2}], "head": {"hidden": []}, "name": "cnn"}})])
+    assert cmp.short_names() == {"model.stages.0.channels": "0.channels",
+                                 "model.stages.1.channels": "1.channels"}
+
+
+def test_renderers() -> None:
+    runs = [rd("r|1", cfg(desc="a|b [/bold]")), rd("r2", cfg(lr=0.01, flip=True))]
+    cmp = compare_runs(runs)
+    md = render_markdown(cmp)
+    lines = md.splitlines()
+    assert lines[0].startswith("| run | status | description | data.augment.flip | optim.lr |")
+    assert r"r\|1" in md and r"a\|b" in md  # pipes cannot break the table
+    cols = {len(re.split(r"(?<!\\)\|", line)) for line in lines}
+    assert cols == {len(cmp.columns) + 2}  # every row has as many cells as the header
+    assert "| 90.00 |" in md and "| true |" in md
+    rows = list(csv.DictReader(io.StringIO(render_csv(cmp))))
+    assert rows[0]["final.test.top1"] == "0.9" and rows[1]["optim.lr"] == "0.01"
+    assert rows[1]["data.augment.flip"] == "true" and rows[0]["best_epoch"] == "3"
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(render_table(cmp))
+    text = console.export_text()
+    assert "| lr " in text.replace("┃", "|") and "a|b [/bold]" in text  # markup stays text
+
+
+def test_compare_real_sweep_keeps_only_the_swept_keys(sweep_dir: Path,
+                                                      run_dirs: list[Path]) -> None:
+    runs = load_runs([sweep_dir])
+    # natural order (trial-10 after trial-1), labelled below the common folder
+    assert [r.label for r in runs] == [str(p.relative_to(sweep_dir)) for p in run_dirs]
+    cmp = compare_runs(runs)
+    assert set(cmp.settings) == {"description", "model.stages.0.channels",
+                                 "model.stages.1.channels", "train.track_grad_norms"}
+    assert cmp.setting_values("model.stages.0.channels") == [2, 6, 16]
+    assert all(isinstance(v, float) for v in cmp.column("final:val.top1"))
+    json.dumps(cmp.rows, default=str)  # plain data
+
+
+def test_find_runs_expands_folders_and_dedupes(sweep_dir: Path, run_dirs: list[Path]) -> None:
+    assert [r.path for r in find_runs([sweep_dir])] == run_dirs
+    assert [r.path for r in find_runs([run_dirs[1], sweep_dir / "trial-1"])] == [run_dirs[1]]
+    assert [r.path for r in find_runs([run_dirs[0]])] == [run_dirs[0]]
+    assert run_labels([run_dirs[0]]) == [f"cap/{run_dirs[0].name}"]
+
+
+def test_find_runs_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="no such file or directory"):
+        find_runs([tmp_path / "nope"])
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(RunError, match="not a folder"):
+        find_runs([tmp_path / "f.txt"])
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(RunError, match="no run folders in it"):
+        find_runs([tmp_path / "empty"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    with pytest.raises(RunError, match="not a readable JSON file") as e:
+        find_runs([broken])
+    assert "\n" not in str(e.value)

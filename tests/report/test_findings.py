@@ -1,0 +1,185 @@
+"""The one-sentence readings, on hand-made curves: each rule where it holds and where not."""
+
+from __future__ import annotations
+
+import pytest
+
+from convlab.report.findings import (
+    ablation_finding,
+    comparison_finding,
+    detect_overfitting,
+    final_metrics_finding,
+    grad_norm_finding,
+    human_count,
+    layers_finding,
+    learning_curve_finding,
+    overfitting_finding,
+    runs_settings_finding,
+    settings_finding,
+    sweep_finding,
+)
+
+FALLING_TRAIN = [2.0, 1.2, 0.8, 0.5, 0.3, 0.2, 0.1]
+U_SHAPED_TEST = [2.1, 1.4, 1.0, 0.9, 1.0, 1.2, 1.5]  # lowest at epoch 4
+
+
+def curves(train: list[float], test: list[float], split: str = "test") -> dict:
+    ep = [float(e) for e in range(1, len(train) + 1)]
+    return {"train": {"epoch": ep, "loss": train}, split: {"epoch": ep, "loss": test}}
+
+
+# ------------------------------------------------------------------ overfitting
+
+
+def test_overfitting_detected_after_the_minimum() -> None:
+    of = detect_overfitting(FALLING_TRAIN, U_SHAPED_TEST)
+    assert of is not None
+    assert (of.epoch, of.min_loss, of.last_epoch, of.last_loss) == (4, 0.9, 7, 1.5)
+    assert (of.train_at_min, of.train_last) == (0.5, 0.1)
+    # epochs given explicitly (e.g. evaluated every other epoch)
+    assert detect_overfitting(FALLING_TRAIN, U_SHAPED_TEST, [2, 4, 6, 8, 10, 12, 14]).epoch == 8
+
+
+@pytest.mark.parametrize("test_loss", [
+    [2.0, 1.5, 1.1, 0.9, 0.8, 0.75, 0.7],  # keeps falling
+    [2.0, 1.5, 1.1, 0.9, 0.905, 0.902, 0.91],  # a wobble of 1%: noise, not a rise
+    [2.0, 1.0, 1.4, 1.6, 1.2, 1.0, 1.005],  # rose, then came back down
+    [0.01, 0.0001, 0.0003, 0.0005, 0.0006, 0.0007, 0.0008],  # rises by less than ABS_TOL
+])
+def test_no_overfitting_where_there_is_none(test_loss: list[float]) -> None:
+    assert detect_overfitting(FALLING_TRAIN, test_loss) is None
+
+
+def test_rising_test_loss_with_rising_train_loss_is_not_overfitting() -> None:
+    train = [2.0, 1.0, 0.8, 0.9, 1.3, 1.8, 2.5]
+    assert detect_overfitting(train, U_SHAPED_TEST) is None
+    f = learning_curve_finding(curves(train, U_SHAPED_TEST))
+    assert f.data.get("unstable") and f.text.endswith(
+        "unstable (the learning rate may be too high), not overfitting.")
+
+
+def test_short_curves() -> None:
+    assert detect_overfitting([1.0], [1.0]) is None
+    assert detect_overfitting([1.0, 0.5], [0.5, 0.9]).epoch == 1  # type: ignore[union-attr]
+    f = learning_curve_finding(curves([1.0], [0.5]))
+    assert "one epoch" in f.text
+
+
+def test_learning_curve_sentences() -> None:
+    f = learning_curve_finding(curves(FALLING_TRAIN, U_SHAPED_TEST))
+    assert f.kind == "warning" and f.data["overfit_after"] == 4
+    assert f.text == ("Test loss is lowest at epoch 4 (0.9) and rises to 1.5 by epoch 7 while "
+                      "train loss keeps falling (0.5 to 0.1): the model overfits after epoch 4.")
+    f = learning_curve_finding(curves(FALLING_TRAIN, [2.0, 1.5, 1.1, 0.9, 0.8, 0.75, 0.7]))
+    assert not f.data["overfit"] and f.data["still_falling"]
+    assert "no sign of overfitting" in f.text and "more epochs may help" in f.text
+    f = learning_curve_finding(curves(FALLING_TRAIN, [2.0, 1.5, 1.1, 0.9, 0.8, 0.75, 0.7495]))
+    assert "levelled off" in f.text and not f.data["still_falling"]
+    f = learning_curve_finding(curves(FALLING_TRAIN, U_SHAPED_TEST, split="val"))
+    assert f.text.startswith("Validation loss is lowest at epoch 4")
+    assert learning_curve_finding({"train": {"loss": [1.0]}}).kind == "warning"
+
+
+# ------------------------------------------------------------------ one run
+
+
+def test_final_metrics_gap() -> None:
+    big = final_metrics_finding({"train.top1": 0.99, "test.top1": 0.90})
+    assert big.kind == "warning" and "large gap of 9.0 points" in big.text
+    assert big.data["gap_points"] == pytest.approx(9.0)
+    same = final_metrics_finding({"train.top1": 0.975, "test.top1": 0.97})
+    assert "within 1 point" in same.text and "99" not in same.text
+    above = final_metrics_finding({"train.top1": 0.90, "test.top1": 0.95})
+    assert "5.0 points higher" in above.text
+    assert final_metrics_finding({"val.top1": 0.5}).text == "Final validation accuracy is 50.0%."
+    assert final_metrics_finding({}).kind == "warning"
+
+
+def test_layers_and_settings_sentences() -> None:
+    f = layers_finding([("conv", "Conv2d", 40), ("relu", "ReLU", 0), ("fc", "Linear", 960)],
+                       1000)
+    assert f.text == ("1,000 parameters in 2 layers with weights; the largest, fc (Linear), "
+                      "holds 960 of them (96%).")
+    s = settings_finding({"model": {"name": "pw1"}, "data": {"dataset": "cifar10", "augment": {
+        "flip": True, "noise": 0.0, "color_jitter": {"brightness": 0.2}}},
+        "optim": {"name": "sgd", "lr": 0.05}, "schedule": {"name": "cosine"},
+        "train": {"epochs": 10, "batch_size": 64}}, 12345)
+    assert s.text == ("The pw1 model (12,345 parameters) was trained on cifar10 for 10 epochs "
+                      "with sgd at learning rate 0.05 and batch size 64, cosine schedule, "
+                      "augmentation: flip.")
+    assert runs_settings_finding(2, []).text == "The 2 runs have identical settings (repeats)."
+    assert "differ in 1 setting: optim.lr" in runs_settings_finding(3, ["optim.lr"]).text
+
+
+def test_human_count() -> None:
+    assert [human_count(n) for n in (628, 45_300, 1_234_567, 2e9)] == [
+        "628", "45.3k", "1.23M", "2G"]
+
+
+# ------------------------------------------------------------------ several runs
+
+
+def test_capacity_sweep_sentence() -> None:
+    params = [10_000, 100_000, 1_200_000, 4_800_000, 20_000_000]
+    train = [1.10, 0.60, 0.30, 0.10, 0.02]
+    test = [1.20, 0.70, 0.45, 0.55, 0.80]
+    over = [None, None, None, 5, 3]
+    f = sweep_finding(params, train, test, "parameters", over)
+    assert f.data["best_x"] == 1_200_000
+    assert f.data["overfit_larger"] and f.data["underfit_smaller"]
+    assert f.text.startswith("Test loss is lowest at 1.2M parameters (0.45)")
+    assert "larger models fit the training set better" in f.text and "they overfit" in f.text
+    assert "smaller models underfit (train loss 1.1 at 10k parameters)" in f.text
+    assert "runs with 4.8M parameters or more overfit during training, after epochs 3-5" in f.text
+    # a sweep that is still improving at its largest value
+    g = sweep_finding([1, 2, 3], [0.9, 0.5, 0.3], [1.0, 0.8, 0.6], "optim.lr")
+    assert "lowest at optim.lr=3 (0.6)" in g.text and "larger optim.lr may do better" in g.text
+    assert not g.data["overfit_larger"]
+
+
+def test_sweep_sentence_averages_repeats_and_names_scattered_overfitting() -> None:
+    f = sweep_finding([1, 1, 2, 2], [0.5, 0.7, 0.4, 0.4], [0.9, 1.1, 0.5, 0.7], "x",
+                      [None, 2, None, None])
+    assert "lowest at x=2 (0.6)" in f.text  # mean of the two repeats at x=2
+    assert "1 of 4 runs overfit during training, after epoch 2" in f.text
+
+
+def test_comparison_sentence() -> None:
+    f = comparison_finding(["a", "b", "c"], [0.91, 0.97, None], "final test top-1",
+                           ["completed", "completed", "diverged"], [0.99, 0.99, None])
+    assert f.text == ("Best final test top-1: b (97.0%); worst: a (91.0%), 6.0 points lower; "
+                      "train accuracy is 5.0 points above it on average; 1 did not complete: "
+                      "c (diverged).")
+    assert f.kind == "warning" and f.data["best"] == "b" and f.data["worst"] == "a"
+    tie = comparison_finding(["a", "b"], [1.0, 1.0])
+    assert tie.text == "All 2 runs reach the same final test top-1, 100.0%."
+
+
+def test_ablation_ladder_sentence() -> None:
+    labels = ["baseline", "+ standardize", "+ augment", "+ dropout", "+ batch norm"]
+    f = ablation_finding(labels, [0.90, 0.92, 0.955, 0.95, 0.97])
+    assert f.text == ("Final test top-1 goes from 90.0% (baseline) to 97.0% (+ batch norm); "
+                      "the largest gain, +3.5 points, comes with + augment; + dropout lowers "
+                      "it by 0.5 points.")
+    assert f.data == {"largest_gain": "+ augment", "largest_drop": "+ dropout",
+                      "best": "+ batch norm"}
+    g = ablation_finding(["a", "b", "c"], [0.9, 0.95, 0.93])
+    assert "the best is b (95.0%)" in g.text
+    assert ablation_finding(["a"], [0.9]).kind == "warning"
+
+
+def test_overfitting_over_runs_and_gradient_norms() -> None:
+    of = detect_overfitting(FALLING_TRAIN, U_SHAPED_TEST)
+    f = overfitting_finding(["small", "big"], [None, of])
+    assert f.text == "1 of 2 runs overfit: big (after epoch 4)." and f.data["overfit"] == ["big"]
+    assert "None of the 2 runs overfits" in overfitting_finding(["a", "b"], [None, None]).text
+    steps = [0, 10, 20, 30, 40]
+    g = grad_norm_finding(steps, {"total": [1.0, 0.8, 30.0, 0.5, 0.4],
+                                  "conv1": [0.1, 0.1, 1.0, 0.1, 0.1],
+                                  "fc": [0.9, 0.7, 29.0, 0.4, 0.3]})
+    assert g.kind == "warning" and g.data["spike"]
+    assert "spikes to 30 at step 20" in g.text
+    assert "fc gets the largest gradients" in g.text and "conv1 the smallest" in g.text
+    calm = grad_norm_finding(steps, {"total": [1.0, 0.9, 0.8, 0.7, 0.6]})
+    assert not calm.data["spike"] and calm.text == (
+        "Total gradient norm goes from 1 at step 0 to 0.6 at step 40.")

@@ -1,0 +1,186 @@
+"""report.md / report.html from real tiny runs, escaping, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from convlab.report.findings import Finding
+from convlab.report.report import (
+    Code,
+    Report,
+    Section,
+    Table,
+    Text,
+    render_html,
+    render_markdown,
+)
+
+
+def sections(md: str) -> list[str]:
+    return re.findall(r"^## (.+)$", md, flags=re.M)
+
+
+def test_multi_run_report(multi_report: Any) -> None:
+    md = multi_report.markdown.read_text()
+    assert sections(md)[:4] == ["Settings", "Comparison", "Learning curves",
+                                "Loss against parameters"]
+    assert "Runs in order" in sections(md)
+    assert any(s.startswith("Model of the best run") for s in sections(md))
+    # every section but a failed one opens with its one-sentence reading
+    assert md.count("\n> ") >= len(sections(md)) - 1
+    assert "The 3 runs differ in 4 settings" in md
+    assert "| model.stages.0.channels |" in md  # the comparison shows the swept keys
+    assert "| data.dataset |" not in md  # ... and not the shared ones
+    # every figure exists in both formats and is linked relatively
+    for fig in multi_report.figures:
+        assert fig.exists() and fig.stat().st_size > 1000
+    for link in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (multi_report.markdown.parent / link).exists()
+    assert {p.suffix for p in multi_report.figures} == {".png", ".svg"}
+
+
+def test_single_run_report(single_report: Any) -> None:
+    md = single_report.markdown.read_text()
+    assert sections(md) == ["Settings", "Model", "Results", "Learning curves",
+                            "Gradient norms"]
+    assert "| stage1.body.conv1 | Conv2d | 2x12x12 |" in md  # the layer table
+    assert re.search(r"\| train \| [\d.e-]+ \| [\d.]+ \|", md)  # the final metrics table
+    assert "| val |" in md and "| test |" in md
+    assert "was trained on synthetic for 2 epochs" in md
+
+
+def test_html_is_self_contained_and_escaped(multi_report: Any, single_report: Any) -> None:
+    for files in (multi_report, single_report):
+        page = files.html.read_text()
+        assert "Content-Security-Policy" in page and "default-src 'none'" in page
+        srcs = re.findall(r'\b(?:src|href)="([^"]*)"', page)
+        assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+        assert "<script" not in page.lower() and "<link" not in page.lower()
+        assert "http://" not in page.replace("http://www.w3.org", "")
+        assert "https://" not in page
+    page = single_report.html.read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; | a&amp;b" in page  # the description
+    md = multi_report.markdown.read_text()
+    assert "<script>" not in md and r"&lt;script&gt;alert(1)&lt;/script&gt; \| a&b" in md
+
+
+def test_renderers_escape_every_user_string(tmp_path: Path) -> None:
+    evil = '<img src=x onerror="alert(1)">'
+    rep = Report(evil, evil, [Section(evil, Finding(evil, "warning"), [
+        Table([evil], [[evil]], [False], evil), Code(evil, evil), Text(evil)])])
+    page = render_html(rep)
+    assert "<img" not in page and "onerror=&quot;" in page
+    assert page.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") == 11  # every place
+    md = render_markdown(rep, tmp_path)
+    assert md.count("<img") == 1  # only inside the fenced code block, where it is text
+    assert re.search(r"```+yaml\n<img", md)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        *args: str) -> tuple[int, str, str]:
+    """Run ``convlab.cli.main`` in this process (no second torch import: fast)."""
+    from convlab.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["convlab", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_compare_formats(sweep_dir: Path, run_dirs: list[Path],
+                             monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(monkeypatch, capsys, "compare", str(sweep_dir))
+    assert code == 0 and "channels" in out and "trial-10" in out and "16" in out
+    code, out, _ = cli(monkeypatch, capsys, "compare", *map(str, run_dirs[:2]), "-f", "md")
+    assert code == 0 and out.startswith("| run | status | description |")
+    assert len(out.strip().splitlines()) == 4  # header, rule, two runs
+    code, out, _ = cli(monkeypatch, capsys, "compare", str(sweep_dir), "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("run,status,description,")
+    assert len(out.splitlines()) == 4
+
+
+def test_cli_report_writes_files(run_dirs: list[Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "rep"
+    code, out, _ = cli(monkeypatch, capsys, "report", str(run_dirs[1]), "--out", str(out_dir),
+                       "--title", "My <run>")
+    assert code == 0
+    assert out.splitlines() == [str(out_dir / "report.md"), str(out_dir / "report.html")]
+    assert "<h1>My &lt;run&gt;</h1>" in (out_dir / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ("compare", "{tmp}/nope"),
+    ("compare", "{tmp}/empty"),
+    ("report", "{tmp}/nope"),
+    ("report", "{tmp}/empty", "--out", "{tmp}/r"),
+])
+def test_cli_bad_input_is_one_line_exit_2(args: tuple[str, ...], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = cli(monkeypatch, capsys, *(a.format(tmp=tmp_path) for a in args))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_error_end_to_end(tmp_path: Path) -> None:
+    """The real entry point in a fresh process: one line on stderr, exit code 2."""
+    out = subprocess.run([sys.executable, "-m", "convlab.cli", "report", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == f"error: {tmp_path / 'x'}: no such file or directory"
+
+
+def test_incomplete_run_is_shown_not_fatal(sweep_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A run killed before its first epoch (summary says running, no metrics, no config)
+    appears with its status and dashes; the other runs' settings are still compared."""
+    import shutil
+
+    from convlab.report.compare import compare_runs
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_report
+    from convlab.runs import Run
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, sweep)
+    killed = Run.create(sweep / "trial-2", "cap", "deadbeef")
+    killed.write_summary(status="running", epochs=2, epochs_done=0)
+    runs = load_runs([sweep])
+    assert [r.status for r in runs] == ["completed", "completed", "running", "completed"]
+    cmp = compare_runs(runs)
+    assert "data.dataset" not in cmp.settings and "model.stages.0.channels" in cmp.settings
+    assert cmp.rows[2]["final:test.top1"] is None
+    files = write_report(runs, tmp_path / "out")
+    md = files.markdown.read_text()
+    assert "1 did not complete: " in md and "(running)" in md
+    code, out, _ = cli(monkeypatch, capsys, "compare", str(sweep), "-f", "csv")
+    assert code == 0 and ",running," in out
+
+
+def test_unwritable_output_is_one_line_exit_2(run_dirs: list[Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    code, out, err = cli(monkeypatch, capsys, "report", str(run_dirs[0]), "--out",
+                         str(tmp_path / "file.txt" / "r"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "cannot write the report" in err
