@@ -55,3 +55,13 @@ def test_read_only_parent_gives_run_error(tmp_path: Path) -> None:
     ro.chmod(0o500)
     with pytest.raises(RunError, match="cannot create the run folder"):
         Run.create(ro, "exp", "x")
+
+
+def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "exp", "x")
+    run.checkpoint_dir.mkdir()
+    (run.path / ".summary.json.tmp-123").write_text("half")
+    (run.checkpoint_dir / ".state.pt.tmp-9").write_text("half")
+    (run.path / "metrics.csv").write_text("kept")
+    assert run.remove_stale_temp_files() == 2
+    assert [p.name for p in run.path.rglob("*") if p.is_file()] == ["metrics.csv"]

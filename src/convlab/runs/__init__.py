@@ -233,6 +233,13 @@ class Run:
         if rows:
             atomic_write(self.path / "steps.csv", rows_to_csv(rows, rows[0].keys()))
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files a killed writer left (``.NAME.tmp-PID``); return how many."""
+        stale = [*self.path.glob(".*.tmp-*"), *self.checkpoint_dir.glob(".*.tmp-*")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
     # -- reading --------------------------------------------------------------------
 
     @property

@@ -211,6 +211,7 @@ def resume_run(path: str | Path, quiet: bool = False, reporter: Reporter | None 
         raise RunError(f"{run.path}: already completed; nothing to resume")
     if not (run.checkpoint_dir / "state.pt").exists():
         raise RunError(f"{run.path}: no checkpoint to resume from (checkpoint/state.pt)")
+    run.remove_stale_temp_files()  # a kill -9 during a write leaves its temp file behind
     cfg = run.config
     device = setup_runtime(cfg)
     data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
@@ -234,16 +235,24 @@ def _fit_and_close(
         status = trainer.fit()
     except KeyboardInterrupt:  # second Ctrl-C: the previous checkpoint stays as it was
         reporter.close()
-        run.write_summary(status="interrupted")
+        with contextlib.suppress(OSError):
+            run.write_summary(status="interrupted")
         raise
     except BaseException:
         reporter.close()
-        run.write_summary(status="failed")
+        # best effort: on a full or read-only disk this write fails too, and the error to
+        # report is the first one (it names the file that could not be written)
+        with contextlib.suppress(OSError):
+            run.write_summary(status="failed")
         raise
     st = trainer.state
     restored = trainer.restore_best() if status == "completed" else False
     if status in ("completed",) or (status == "interrupted" and ckpt.all_finite(trainer.model)):
         ckpt.save_weights(trainer.model, run.weights_path)
+    # state.pt is the truth: a kill between its rename and metrics.csv's leaves the csv
+    # files one checkpoint behind, and a resume after the last epoch saves no checkpoint
+    run.write_metrics(st.history)
+    run.write_steps(st.grad_rows)
     run.write_summary(
         status=status, **summarize(st, trainer.cfg), restored_best=restored, steps=st.step,
         message=trainer.message, signal=trainer.stop_requested or None,
