@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -235,7 +236,7 @@ def load_image(path: str | Path, shape: tuple[int, int, int]) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             im = im.convert("L" if c == 1 else "RGB").resize((w, h))
-            data = torch.tensor(list(im.getdata()), dtype=torch.float32) / 255.0
+            data = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
     except (OSError, UnidentifiedImageError) as e:
         raise AnalysisError(f"--image {path}: cannot read the image ({e})") from None
     img = data.view(h, w, -1).permute(2, 0, 1)

@@ -9,7 +9,7 @@ import importlib
 
 import typer
 
-MODULES = ("analysis", "report")
+MODULES = ("analysis", "report", "viz")
 
 
 def register_all(app: typer.Typer) -> None:

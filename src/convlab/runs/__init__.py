@@ -218,6 +218,16 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoint"
 
+    @property
+    def figures_dir(self) -> Path:
+        """Where ``convlab viz`` puts its PNG files."""
+        return self.path / "figures"
+
+    @property
+    def fully_conv_dir(self) -> Path:
+        """Where ``convlab convert --fully-convolutional`` puts its outputs."""
+        return self.path / "fully_conv"
+
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text)
 
