@@ -213,3 +213,20 @@ def test_installed_entry_point() -> None:
     out = subprocess.run([*cmd, "calc", "outsize", "--input", "32", "--chain",
                           "conv k3 s2 p1"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "output: 16" in out.stdout  # (32 + 2 - 3) // 2 + 1
+
+
+def test_summary_and_probe_take_a_trained_run_folder(tmp_path) -> None:
+    """A run folder resolves to its trained model: same weights as model.safetensors."""
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import tiny_config
+    from convlab import run
+    from convlab.analysis.common import resolve_model
+
+    r = run(tiny_config(train={"epochs": 1, "batch_size": 64, "threads": 1}),
+            runs_dir=tmp_path / "runs")
+    resolved = resolve_model(str(r.path))
+    saved = load_file(r.weights_path)
+    assert resolved.in_shape == (1, 12, 12) and resolved.num_classes == 4
+    assert all(torch.equal(v, saved[k]) for k, v in resolved.model.state_dict().items())

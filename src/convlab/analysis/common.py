@@ -111,7 +111,8 @@ def resolve_model(
     num_classes: int | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> ResolvedModel:
-    """Build a registered model (``pw1``) or the model of an experiment (file or bundled).
+    """Build a registered model (``pw1``), the model of an experiment (file or bundled),
+    or the trained model of a run folder (its saved weights loaded).
 
     A model name gets ``input_shape`` (default 1x28x28) and ``num_classes`` (default 10);
     an experiment takes both from its dataset (:func:`convlab.data.input_spec`) unless
@@ -120,6 +121,17 @@ def resolve_model(
     """
     if num_classes is not None and num_classes < 1:
         raise AnalysisError(f"--classes {num_classes}: expected a positive integer")
+    if (Path(target) / "summary.json").is_file():  # a run folder: the trained model
+        from convlab.runs import Run
+
+        run = Run.open(target)
+        model = run.load_model()
+        shape = tuple(run.summary["input_shape"])
+        return ResolvedModel(
+            model, shape, int(run.summary["num_classes"]),  # type: ignore[arg-type]
+            f"run {run.name} (model {run.config.model.name})", run.config.model.name,
+            run.config.model.settings,
+        )
     if is_model_name(target):
         settings = model_settings(target, overrides)
         shape = input_shape or DEFAULT_INPUT
