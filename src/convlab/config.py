@@ -394,6 +394,13 @@ def load_config(
     return validate_config(raw, label)
 
 
+def set_dotted(raw: dict[str, Any], key: str, value: Any, label: str = "config") -> None:
+    """Apply one ``key.sub=value`` override to a raw (unvalidated) experiment mapping."""
+    keys = key.split(".")
+    _materialize_defaults(raw, keys, label)
+    apply_override(raw, keys, value)
+
+
 def _materialize_defaults(raw: dict[str, Any], keys: list[str], label: str) -> None:
     """Copy resolved defaults into ``raw`` where an override indexes into a list that the
     file left to its default (``--set model.stages.0.channels=8`` on ``name: pw1``)."""

@@ -9,7 +9,7 @@ import importlib
 
 import typer
 
-MODULES = ("analysis", "report", "viz")
+MODULES = ("analysis", "report", "sweep", "viz")
 
 
 def register_all(app: typer.Typer) -> None:
