@@ -9,7 +9,7 @@ import importlib
 
 import typer
 
-MODULES = ("analysis", "report", "sweep", "viz")
+MODULES = ("analysis", "report", "study", "sweep", "viz")
 
 
 def register_all(app: typer.Typer) -> None:

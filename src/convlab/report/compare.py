@@ -72,7 +72,12 @@ def differing_settings(configs: Sequence[Mapping[str, Any]]) -> list[str]:
             else:
                 keys.insert(at, k)
                 at += 1
-    return [k for k in keys if len({_canon(f.get(k, MISSING)) for f in flat}) > 1]
+    differ = [k for k in keys if len({_canon(f.get(k, MISSING)) for f in flat}) > 1]
+    # Where a section's ``name`` differs (model: cnn vs mlp), its other keys differ as a
+    # matter of course: the name says it, and listing them buries the real differences.
+    renamed = {k[: -len(".name")] for k in differ if k.endswith(".name")}
+    return [k for k in differ
+            if not any(k.startswith(f"{p}.") and k != f"{p}.name" for p in renamed)]
 
 
 def _canon(v: Any) -> str:

@@ -493,6 +493,40 @@ def write_report(runs: Sequence[RunData], out: str | Path, title: str = "") -> R
     return ReportFiles(md, page, figures)
 
 
+def write_grouped_report(
+    groups: Sequence[tuple[str, str, Sequence[RunData]]], out: str | Path, title: str,
+    intro: str = "",
+) -> ReportFiles:
+    """One document for several groups of runs (a study): each group's sections under a
+    heading of its own, figures in ``figures/<group>/`` so their names cannot collide."""
+    from convlab.runs import atomic_write
+
+    out = Path(out)
+    sections: list[Section] = []
+    total = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if intro:
+            sections.append(Section("About this study", None, [Text(intro)]))
+        for name, description, runs in groups:
+            part = build_report(runs, out / "figures" / name, name)
+            total += len(runs)
+            sections.append(Section(f"{name}", None, [Text(description)] if description else []))
+            sections += [Section(f"{name}: {s.title}", s.finding, s.blocks)
+                         for s in part.sections]
+        subtitle = (f"made by convlab {convlab.__version__} on "
+                    f"{time.strftime('%Y-%m-%d %H:%M')} from {total} run folders")
+        report = Report(title, subtitle, sections)
+        md, page = out / "report.md", out / "report.html"
+        atomic_write(md, render_markdown(report, out))
+        atomic_write(page, render_html(report))
+    except OSError as e:
+        raise ReportError(f"{out}: cannot write the report ({e.strerror or e})") from None
+    figures = [p for s in sections for b in s.blocks if isinstance(b, Image)
+               for p in (b.png, b.svg) if p is not None]
+    return ReportFiles(md, page, figures)
+
+
 def report_paths(paths: Sequence[str | Path], out: str | Path | None = None,
                  title: str = "") -> ReportFiles:
     """``convlab report``: find the runs under ``paths`` and write their report to
