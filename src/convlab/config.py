@@ -228,6 +228,21 @@ class TrainConfig(Strict):
         return v
 
 
+# ------------------------------------------------------------ parameter budgets
+
+
+class MatchParamsConfig(Strict):
+    """Set one free dimension of the model so its parameter count matches a reference.
+
+    ``reference``: a parameter count, a model name (built for this experiment's input)
+    or an experiment file / bundled name. ``vary``: ``hidden_width``, ``width``,
+    ``depth``, ``stages.*.channels``, ``stages.*.kernel`` or a dotted model setting.
+    """
+
+    reference: PositiveInt | str
+    vary: str
+
+
 # -------------------------------------------------------------------- experiment
 
 
@@ -240,6 +255,7 @@ class ExperimentConfig(Strict):
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
+    match_params: MatchParamsConfig | None = None  # resolved when the run starts
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

@@ -178,3 +178,20 @@ def test_batch_size_one_and_mlp(runs_dir: Path) -> None:
 def test_config_in_run_folder_reloads(runs_dir: Path) -> None:
     r = run(tiny_config(), runs_dir=runs_dir)
     assert load_config(r.config_path) == r.config
+
+
+def test_match_params_sets_the_free_dimension(runs_dir: Path) -> None:
+    """An MLP of one hidden layer matched to mlp-256x2 (269,322 parameters) on 1x28x28:
+    784h + h + 10h + 10 = 795h + 10 -> h = 338.8, so 339 (269,515) is nearest."""
+    cfg = tiny_config(
+        data={"dataset": "synthetic", "synthetic": {"shape": [1, 28, 28], "classes": 10,
+                                                    "train_size": 64, "test_size": 32}},
+        model={"name": "mlp", "hidden": [8]},
+        match_params={"reference": "mlp-256x2", "vary": "hidden_width"},
+        train={"epochs": 1, "batch_size": 32, "threads": 1},
+    )
+    r = run(cfg, runs_dir=runs_dir)
+    assert r.config.model.settings["hidden"] == [339]
+    assert r.summary["params"] == 795 * 339 + 10 == r.summary["match_params"]["params"]
+    assert r.summary["match_params"]["target"] == 269_322
+    assert r.config.match_params is None  # config.yaml reruns exactly this model

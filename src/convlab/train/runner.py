@@ -34,6 +34,33 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def resolve_match_params(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """Apply ``match_params``: the model setting whose parameter count is nearest the
+    reference's. Returns the config to train (its model settings fixed, ``match_params``
+    cleared so it reruns as is) and a record of the match for the summary."""
+    mp = cfg.match_params
+    if mp is None:
+        return cfg, {}
+    from convlab.analysis.budget import match_params
+    from convlab.analysis.common import resolve_model
+    from convlab.data import input_spec
+
+    shape, classes = input_spec(cfg.data)
+    if isinstance(mp.reference, int):
+        target = mp.reference
+    else:
+        ref = resolve_model(mp.reference, shape, classes)
+        target = sum(p.numel() for p in ref.model.parameters())
+    best = match_params({"name": cfg.model.name, **cfg.model.settings}, mp.vary, target,
+                        shape, classes)[0]
+    raw = cfg.to_dict()
+    raw["model"] = {"name": cfg.model.name, **best.settings}
+    raw["match_params"] = None
+    record = {"reference": mp.reference, "vary": mp.vary, "value": best.value,
+              "target": target, "params": best.params, "rel_diff": round(best.rel_diff, 5)}
+    return ExperimentConfig.model_validate(raw), record
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -177,11 +204,13 @@ def run_experiment(
     """Train one experiment end to end and return its (closed) run folder."""
     t_start = time.perf_counter()
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    tag = config_hash(cfg)[:8]  # of the config as given (match_params unresolved)
+    cfg, matched = resolve_match_params(cfg)
     device = setup_runtime(cfg)
     data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
     model = build_model(cfg.model, data.shape, data.num_classes)
     params = sum(p.numel() for p in model.parameters())
-    run = Run.create(runs_dir, cfg.name, config_hash(cfg)[:8])
+    run = Run.create(runs_dir, cfg.name, tag)
     reporter = reporter or make_reporter(quiet)
     try:
         run.write_text("config.yaml", cfg.to_yaml())
@@ -191,7 +220,7 @@ def run_experiment(
             status="running", experiment=cfg.name, config_hash=config_hash(cfg),
             model=cfg.model.name, params=params, input_shape=list(data.shape),
             num_classes=data.num_classes, epochs=cfg.train.epochs, epochs_done=0,
-            device=str(device),
+            device=str(device), **({"match_params": matched} if matched else {}),
         )
     except OSError as e:
         raise RunError(f"{run.path}: cannot write the run folder ({e.strerror or e})") from None
