@@ -24,7 +24,7 @@ STUDIES = list(bundled_studies())
 
 def test_the_classic_studies_are_bundled() -> None:
     assert {"permuted-mnist", "capacity", "ablation", "cifar-design",
-            "fashion-mnist"} <= set(STUDIES)
+            "fashion-mnist", "transfer"} <= set(STUDIES)
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -74,6 +74,14 @@ def test_unknown_study_and_scale() -> None:
 def test_smoke_study_runs_and_reports(name: str, real_data: Path, tmp_path: Path,
                                       monkeypatch) -> None:
     monkeypatch.setenv("CONVLAB_DATA", str(real_data))
+    if name == "transfer":  # no download here: a random resnet18 stands in for ImageNet's
+        import torch
+        from torchvision.models import resnet18
+
+        hub = tmp_path / "torch" / "hub" / "checkpoints"
+        hub.mkdir(parents=True)
+        torch.save(resnet18().state_dict(), hub / "resnet18-f37072fd.pth")
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     result = run_study(name, "smoke", runs_dir=tmp_path, echo=None)
     assert result.trials == sum(len(plan_sweep(group_sweep(load_study(name), g, "smoke"))
                                     .trials) for g in load_study(name).groups)
