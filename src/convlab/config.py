@@ -182,20 +182,22 @@ class ScheduleConfig(Strict):
 # ------------------------------------------------------------------------- train
 
 
+def check_metric_name(v: str) -> str:
+    """``<split>.<metric>``: what early stopping and sweeps may watch."""
+    if not re.fullmatch(r"(train|val|test)\.(loss|top1|top5)", v):
+        raise ValueError(
+            f"expected <split>.<metric> with split train/val/test and metric "
+            f"loss/top1/top5, got {v!r}"
+        )
+    return v
+
+
 class EarlyStoppingConfig(Strict):
     metric: str = "val.loss"  # <split>.<metric>: val.loss, val.top1, test.top1, ...
     patience: PositiveInt = 3
     min_delta: NonNegativeFloat = 0.0
 
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str) -> str:
-        if not re.fullmatch(r"(train|val|test)\.(loss|top1|top5)", v):
-            raise ValueError(
-                f"expected <split>.<metric> with split train/val/test and metric "
-                f"loss/top1/top5, got {v!r}"
-            )
-        return v
+    _metric = field_validator("metric")(classmethod(lambda cls, v: check_metric_name(v)))
 
     @property
     def mode(self) -> Literal["min", "max"]:

@@ -12,8 +12,6 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from convlab.cli import main
-
 TINY = {  # a synthetic experiment: 1x12x12 images, 4 classes
     "name": "tiny",
     "data": {"dataset": "synthetic",
@@ -23,25 +21,7 @@ TINY = {  # a synthetic experiment: 1x12x12 images, 4 classes
 }
 
 
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        *args: str) -> tuple[int, str, str]:
-    """Call the real entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["convlab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    return lambda *args: run(capsys, monkeypatch, *args)
+Cli = Callable[..., tuple[int, str, str]]  # the `cli` fixture of conftest.py
 
 
 def one_line_error(code: int, err: str, needle: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,28 +14,13 @@ from torch import nn
 from conftest import tiny_config
 from convlab.analysis import fully_conv as FC
 from convlab.analysis.common import AnalysisError, resolve_model
-from convlab.cli import main
 
-Cli = Callable[..., tuple[int, str, str]]
 SMALL = "stages=[{channels: 4}, {channels: 8}]"
 HIDDEN = [SMALL, "head={type: flatten, hidden: [16, 8], dropout: 0.2}"]
 
+Cli = Callable[..., tuple[int, str, str]]  # the `cli` fixture of conftest.py
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """The real entry point, in-process: (exit code, stdout, stderr)."""
 
-    def call(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["convlab", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def one_line_error(code: int, err: str, needle: str) -> None:

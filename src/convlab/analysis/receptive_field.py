@@ -315,6 +315,15 @@ def _named_outputs(
                 out[n] = (t, tracker.field(t))
 
         hooks.append(modules[n].register_forward_hook(hook))
+    traced_forward(model, in_shape, tracker, hooks)
+    return out, tracker
+
+
+def traced_forward(
+    model: nn.Module, in_shape: tuple[int, int, int], tracker: FieldTracker, hooks: list[Any]
+) -> None:
+    """One no-grad eval-mode forward pass of a zero image under ``tracker``; the model's
+    mode is restored and the forward ``hooks`` removed afterwards, whatever happens."""
     was = model.training
     model.eval()
     x = torch.zeros(1, *in_shape, dtype=param_dtype(model))
@@ -326,7 +335,6 @@ def _named_outputs(
         model.train(was)
         for h in hooks:
             h.remove()
-    return out, tracker
 
 
 def param_dtype(model: nn.Module) -> torch.dtype:

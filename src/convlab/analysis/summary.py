@@ -25,7 +25,7 @@ from convlab.analysis.receptive_field import (
     FieldTracker,
     field_text,
     first_tensor,
-    param_dtype,
+    traced_forward,
 )
 
 
@@ -105,17 +105,7 @@ def summarize(model: nn.Module, in_shape: tuple[int, int, int], label: str = "")
             ))
 
         hooks.append(mod.register_forward_hook(hook))
-    was = model.training
-    model.eval()
-    x = torch.zeros(1, *in_shape, dtype=param_dtype(model))
-    try:
-        with torch.no_grad(), tracker:
-            tracker.track(x)
-            model(x)
-    finally:
-        model.train(was)
-        for h in hooks:
-            h.remove()
+    traced_forward(model, in_shape, tracker, hooks)
     params = {id(p): p for p in model.parameters()}.values()
     trainable = sum(p.numel() for p in params if p.requires_grad)
     frozen = sum(p.numel() for p in params if not p.requires_grad)

@@ -53,7 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from convlab.config import format_validation_error, read_yaml
+from convlab.config import check_metric_name, format_validation_error, read_yaml
 from convlab.errors import ConvlabError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -202,15 +202,7 @@ class SearchSpec(_Strict):
         _check_keys(v)
         return v
 
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str) -> str:
-        if not re.fullmatch(r"(train|val|test)\.(loss|top1|top5)", v):
-            raise ValueError(
-                f"expected <split>.<metric> with split train/val/test and metric "
-                f"loss/top1/top5, got {v!r}"
-            )
-        return v
+    _metric = field_validator("metric")(classmethod(lambda cls, v: check_metric_name(v)))
 
     @property
     def resolved_direction(self) -> Literal["maximize", "minimize"]:
