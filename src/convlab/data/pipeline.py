@@ -147,6 +147,8 @@ class InMemoryLoader:
         self.aug_generator = aug_generator  # on the data's device: augmentation draws
         self.dtype = dtype
 
+    CHUNK_BYTES = 1 << 20  # see _chunk_images
+
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
 
@@ -156,16 +158,39 @@ class InMemoryLoader:
     def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches from number ``start`` on (a resumed epoch skips those already trained;
         the shuffle is drawn first either way, so the order is the same)."""
-        n = len(self.data)
+        n, bs = len(self.data), self.batch_size
+        order = None
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.data.images.device)
-            for i in range(start * self.batch_size, n, self.batch_size):
-                idx = order[i : i + self.batch_size]
-                yield self.transform(self.data.images[idx]), self.data.labels[idx]
-        else:
-            for i in range(start * self.batch_size, n, self.batch_size):
-                sl = slice(i, i + self.batch_size)
-                yield self.transform(self.data.images[sl]), self.data.labels[sl]
+        step = self._chunk_images()
+        for i in range(start * bs, n, step):
+            stop = min(i + step, n)
+            if order is None:
+                images, labels = self.data.images[i:stop], self.data.labels[i:stop]
+            else:
+                idx = order[i:stop]
+                images, labels = self.data.images[idx], self.data.labels[idx]
+            x = self.transform(images)
+            for j in range(0, stop - i, bs):
+                yield x[j : j + bs], labels[j : j + bs]
+
+    def _chunk_images(self) -> int:
+        """Images gathered and transformed in one go: several batches when that is exact.
+
+        With no augmentation, no resize and an elementwise normalization every op acts on
+        each pixel alone and draws nothing, so transforming ~1 MB of images at once (still
+        cache-resident) and slicing it gives the same batches, bit for bit, with a fraction
+        of the per-op overhead: at batch size 2 the per-batch gather/convert/normalize cost
+        ~120 us, 8% of an MNIST step here. Augmentation keeps one transform per batch, so
+        its random draws stay as they are; ZCA (a matrix product) keeps per-batch too.
+        """
+        bs = self.batch_size
+        elementwise = getattr(self.normalizer, "mode", None) in ("none", "channel", "mean_image")
+        if self.augmenter is not None or self.resize or not elementwise:
+            return bs
+        c, h, w = self.data.images.shape[1:]
+        per_image = int(c * h * w) * torch.empty((), dtype=self.dtype).element_size()
+        return bs * max(1, self.CHUNK_BYTES // (per_image * bs))
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B, C, H', W') float, ready for the model."""

@@ -156,6 +156,22 @@ def git_revision() -> str | None:
         return None
 
 
+def foreach_groups(params: list[Any]) -> list[Any]:
+    """Parameter groups asking for the multi-tensor (``foreach``) optimizer update.
+
+    On CPU torch defaults to a loop of a few ops per parameter tensor, each allocating a
+    temporary; the foreach update does the same arithmetic (bit-identical weights,
+    checked for SGD, Adam and AdamW) in a few multi-tensor calls. On the 2-core CPU a
+    Nesterov SGD step of pw1 (CIFAR-10) takes 1.2 ms instead of 3.5 ms, so a batch-2
+    training step takes 4.3 ms instead of 6.6 ms. A group that names ``foreach`` keeps it.
+    """
+    if not params:
+        return params  # the optimizer's own "empty parameter list" error
+    if isinstance(params[0], dict):
+        return [{"foreach": True, **g} for g in params]
+    return [{"params": params, "foreach": True}]
+
+
 def make_trainer(
     cfg: ExperimentConfig, data: PreparedData, model: nn.Module, device: torch.device,
     run: Run, reporter: Reporter,
@@ -171,7 +187,7 @@ def make_trainer(
         trainable: list[Any] = model.param_groups(cfg.optim.lr)
     else:  # frozen parameters stay out of the optimizer
         trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(trainable, cfg.optim)
+    optimizer = build_optimizer(foreach_groups(trainable), cfg.optim)
     loader_kw = dict(normalizer=data.normalizer, resize=data.resize, channels_last=channels_last)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
