@@ -22,7 +22,7 @@ import pytest
 import convlab.train.runner as runner
 from convlab.runs import Run, list_runs
 from convlab.sweep import SweepError, plan_sweep, run_sweep
-from convlab.sweep.execute import _Pruned, _PruningReporter
+from convlab.sweep.execute import pruning_hook
 from convlab.sweep.storage import StorageSpec
 
 CLI = [sys.executable, "-m", "convlab.cli"]
@@ -40,16 +40,17 @@ def trials_of(sweep_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 @pytest.fixture
 def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Counts the trainings a sweep starts in this process; ``fail`` makes the next
-    training of a config with that learning rate raise ``fail[lr]`` instead."""
+    training of a config with that learning rate raise ``fail[lr]`` instead; ``wrap``,
+    when set, trains in place of the real ``run_experiment`` (kept in ``real``)."""
     real = runner.run_experiment
-    state: dict[str, Any] = {"calls": [], "fail": {}}
+    state: dict[str, Any] = {"calls": [], "fail": {}, "real": real, "wrap": None}
 
     def counting(cfg: Any, *args: Any, **kwargs: Any) -> Any:
         state["calls"].append(cfg.optim.lr)
         exc = state["fail"].pop(cfg.optim.lr, None)
         if exc is not None:
             raise exc
-        return real(cfg, *args, **kwargs)
+        return (state["wrap"] or real)(cfg, *args, **kwargs)
 
     monkeypatch.setattr(runner, "run_experiment", counting)
     yield state
@@ -222,13 +223,14 @@ def test_tpe_search_with_median_pruning(tmp_path: Path, write_sweep: Callable[..
     assert all(list(t.intermediate_values) == [1] for t in trials[1:])  # stopped after one
     for r in result.rows[1:]:
         run = Run.open(r["run"])
-        assert run.status == "interrupted" and "pruned by the sweep" in run.summary["message"]
-        assert run.summary["epochs_done"] == 1
+        assert run.status == "pruned" and "pruned by the sweep after epoch 1: val.top1" \
+            in run.summary["message"]
+        assert run.summary["epochs_done"] == 1 and run.weights_path.exists()
     best = json.loads((sweep_dir / "sweep.json").read_text())["best"]
     assert best["index"] == 1 and 0.01 <= best["params"]["optim.lr"] <= 0.03
 
 
-def test_pruning_reporter_stops_the_loop_when_optuna_says_so() -> None:
+def test_pruning_hook_reports_each_epoch_and_stops_when_optuna_says_so() -> None:
     class FakeTrial:
         def __init__(self) -> None:
             self.reported: list[tuple[float, int]] = []
@@ -240,12 +242,51 @@ def test_pruning_reporter_stops_the_loop_when_optuna_says_so() -> None:
             return len(self.reported) >= 2
 
     trial = FakeTrial()
-    reporter = _PruningReporter(trial, "val.loss")  # type: ignore[arg-type]
+    hook = pruning_hook(trial, "val.loss", "minimize")  # type: ignore[arg-type]
     splits = {"train": {"loss": 1.0}, "val": {"loss": 0.5, "top1": 0.9}}
-    reporter.epoch_end(1, 5, splits, 0.1, 1.0)
-    with pytest.raises(_Pruned, match="pruned at epoch 2"):
-        reporter.epoch_end(2, 5, splits, 0.1, 2.0)
-    assert trial.reported == [(0.5, 1), (0.5, 2)]
+    assert hook(1, splits) is None
+    assert hook(2, {"train": {"loss": 1.0}, "val": {"loss": float("nan")}}) is None  # skipped
+    assert hook(3, splits) == ("pruned by the sweep after epoch 3: val.loss 0.5 above the "
+                               "median of earlier trials at that epoch")
+    assert trial.reported == [(0.5, 1), (0.5, 3)]
+
+
+def test_an_interrupted_trial_goes_on_from_its_checkpoint(
+    tmp_path: Path, write_sweep: Callable[..., Path], count_trainings: dict[str, Any]
+) -> None:
+    """Ctrl-C in epoch 2 of a grid trial; the next invocation resumes that run folder
+    (not a new one) and ends with the metrics of a training that was never stopped."""
+    from conftest import tiny_config
+
+    base = tiny_config(train={"epochs": 3, "threads": 1, "deterministic": True})
+    path = write_sweep(name="cut", base=base, grid={"optim.lr": [0.01]})
+    real = count_trainings["real"]
+
+    def interrupted(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        def hook(epoch: int, splits: Any) -> None:  # the loop then stops inside epoch 2
+            os.kill(os.getpid(), signal.SIGINT)
+
+        return real(cfg, *args, **{**kwargs, "epoch_hook": hook})
+
+    count_trainings["wrap"] = interrupted
+    lines: list[str] = []
+    first = run_sweep(path, runs_dir=tmp_path / "runs", echo=lines.append)
+    assert first.interrupted and first.counts == {"interrupted": 1}
+    cut = Run.open(first.rows[0]["run"])
+    assert cut.status == "interrupted" and cut.summary["epochs_done"] == 1
+
+    count_trainings["wrap"] = None
+    lines.clear()
+    second = run_sweep(path, runs_dir=tmp_path / "runs", echo=lines.append)
+    assert second.done and second.counts == {"completed": 1}
+    assert count_trainings["calls"] == [0.01]  # trained from scratch once, then resumed
+    assert any(f"trial 1: resuming {cut.path} from its checkpoint" in line for line in lines)
+    assert [r.path for r in list_runs(tmp_path / "runs" / "cut" / "runs")] == [cut.path]
+    done = Run.open(cut.path)
+    assert done.status == "completed" and second.rows[0]["run"] == str(cut.path)
+    whole = runner.run_experiment(done.config, runs_dir=tmp_path / "plain", quiet=True)
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in whole.metrics]
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in done.metrics] == strip
 
 
 def test_cli_sweep_and_its_one_line_errors(tmp_path: Path,

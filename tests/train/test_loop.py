@@ -15,7 +15,7 @@ from conftest import tiny_config
 from convlab import load_run, run
 from convlab.config import load_config
 from convlab.train.progress import Reporter
-from convlab.train.runner import resume_run
+from convlab.train.runner import resume_run, run_experiment
 
 
 def test_run_writes_a_complete_folder(runs_dir: Path) -> None:
@@ -93,6 +93,23 @@ def test_interrupt_then_resume_equals_uninterrupted(runs_dir: Path, after: int) 
     assert [r["loss"] for r in done.metrics] == [r["loss"] for r in full.metrics]
     wa, wb = load_file(full.weights_path), load_file(done.weights_path)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_epoch_hook_stops_the_run_as_pruned_and_it_can_go_on(runs_dir: Path) -> None:
+    seen: list[tuple[int, list[str]]] = []
+
+    def hook(epoch: int, splits: dict[str, dict[str, float]]) -> str | None:
+        seen.append((epoch, sorted(splits)))
+        return "not promising" if epoch == 2 else None
+
+    cfg = tiny_config(train={"epochs": 4, "threads": 1}, data={"val_fraction": 0.25})
+    cut = run_experiment(cfg, runs_dir=runs_dir, quiet=True, epoch_hook=hook)
+    assert cut.summary["status"] == "pruned" and cut.summary["message"] == "not promising"
+    assert seen == [(1, ["test", "train", "val"]), (2, ["test", "train", "val"])]
+    assert cut.summary["epochs_done"] == 2 and cut.summary["final"]["val.top1"] is not None
+    assert {r["epoch"] for r in cut.metrics} == {1, 2} and cut.weights_path.exists()
+    done = resume_run(cut.path, reporter=Reporter())  # a pruned run may still be finished
+    assert done.summary["status"] == "completed" and done.summary["epochs_done"] == 4
 
 
 def test_divergence_stops_with_status_and_finite_checkpoint(runs_dir: Path) -> None:

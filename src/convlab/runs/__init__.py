@@ -34,7 +34,7 @@ from typing import Any
 
 from convlab.errors import RunError
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted", "pruned")
 METRIC_FIELDS = ("epoch", "split", "loss", "top1", "top5", "lr", "time_s")
 
 

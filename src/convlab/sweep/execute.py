@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
@@ -30,6 +30,9 @@ from convlab.sweep.plan import SweepPlan, TrialSpec, format_params, plan_sweep
 from convlab.sweep.spec import Distribution, SweepError
 from convlab.sweep.storage import StorageSpec, owner_alive, owner_record
 from convlab.train.progress import Reporter
+
+if TYPE_CHECKING:  # the loop imports torch; the CLI imports this module before it needs it
+    from convlab.train.loop import EpochHook
 
 Echo = Callable[[str], None]
 
@@ -196,29 +199,23 @@ def fail_dead_trials(study: optuna.Study, storage: Any, spec: StorageSpec) -> No
 # ------------------------------------------------------------------- the worker
 
 
-class _Pruned(Exception):
-    """Raised from the reporter hook to stop a trial the pruner gave up on."""
+def pruning_hook(trial: optuna.Trial, metric: str, direction: str) -> EpochHook:
+    """Reports the search metric to Optuna after every epoch; stops unpromising trials
+    (the loop then ends the run with status ``pruned``, its weights and metrics kept)."""
+    split, name = metric.split(".")
+    worse = "below" if direction == "maximize" else "above"
 
-    def __init__(self, epoch: int) -> None:
-        super().__init__(f"pruned at epoch {epoch}")
-        self.epoch = epoch
-
-
-class _PruningReporter(Reporter):
-    """Reports the search metric to Optuna after every epoch; stops unpromising trials."""
-
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
-        self.trial = trial
-        self.split, self.name = metric.split(".")
-
-    def epoch_end(self, epoch: int, epochs: int, splits: dict[str, dict[str, float]],
-                  lr: float, seconds: float) -> None:
-        value = splits.get(self.split, {}).get(self.name)
+    def hook(epoch: int, splits: dict[str, dict[str, float]]) -> str | None:
+        value = splits.get(split, {}).get(name)
         if value is None or not math.isfinite(value):
-            return
-        self.trial.report(float(value), epoch)
-        if self.trial.should_prune():
-            raise _Pruned(epoch)
+            return None
+        trial.report(float(value), epoch)
+        if trial.should_prune():
+            return (f"pruned by the sweep after epoch {epoch}: {metric} {value:.4g} "
+                    f"{worse} the median of earlier trials at that epoch")
+        return None
+
+    return hook
 
 
 class _Heartbeat:
@@ -379,54 +376,85 @@ class Worker:
 
     def run_trial(self, trial_id: int, params: dict[str, Any], spec: TrialSpec | None,
                   trial: optuna.Trial | None) -> None:
-        from convlab.train.runner import config_hash, run_experiment
+        from convlab.train.runner import resume_run, run_experiment
 
         number = spec.index + 1 if spec is not None else (trial.number + 1 if trial else 0)
-        label = format_params(params)
         t0 = time.time()
         status, run_path, error, final = "failed", None, None, {}
         cfg: ExperimentConfig | None = None
         try:
             base_cfg = spec.config if spec is not None else \
-                self.plan.trial_config(params, f"trial {number} ({label})")
+                self.plan.trial_config(params, f"trial {number} ({format_params(params)})")
             cfg = with_threads(base_cfg, self.threads)
-            reporter = Reporter()
             search = self.plan.sweep.search
-            if trial is not None and search is not None and search.pruning:
-                reporter = _PruningReporter(trial, search.metric)
-            run = run_experiment(cfg, runs_dir=self.sweep_dir / "runs", quiet=True,
-                                 reporter=reporter)
+            hook = pruning_hook(trial, search.metric, self.plan.direction) \
+                if trial is not None and search is not None and search.pruning else None
+            earlier = self._resumable_run(base_cfg)
+            if earlier is not None:
+                self._say(f"trial {number}: resuming {earlier} from its checkpoint")
+                run = resume_run(earlier, reporter=Reporter(), epoch_hook=hook,
+                                 threads=cfg.train.threads)
+            else:
+                run = run_experiment(cfg, runs_dir=self.sweep_dir / "runs", quiet=True,
+                                     reporter=Reporter(), epoch_hook=hook)
             status, run_path = run.status, run.path
             final = dict(run.summary.get("final") or {})
-        except _Pruned as p:
-            status = "pruned"
-            run_path = self._find_run(cfg, config_hash, t0)
-            if run_path is not None:
-                Run.open(run_path).write_summary(
-                    status="interrupted", pruned_epoch=p.epoch,
-                    message=f"pruned by the sweep after epoch {p.epoch}: "
-                            f"{self.plan.metric} below the median of earlier trials")
         except KeyboardInterrupt:
             self._finish(trial_id, trial, "interrupted", params, number,
-                         self._find_run(cfg, config_hash, t0), None, {}, t0)
+                         self._find_run(cfg, t0), None, {}, t0)
             self.stopping = True
             raise
         except Exception as e:  # noqa: BLE001 - one trial's failure must not end the sweep
             error = _one_line(e)
-            if cfg is not None:
-                run_path = self._find_run(cfg, config_hash, t0)
+            run_path = self._find_run(cfg, t0)
         if status == "interrupted":  # first Ctrl-C / SIGTERM: checkpointed, then stopped
             self.stopping = True
         self._finish(trial_id, trial, status, params, number, run_path, error, final, t0)
 
-    def _find_run(self, cfg: ExperimentConfig | None, config_hash: Any, t0: float) -> Path | None:
-        """The run folder a failed or pruned training left (named ``<time>-<hash8>``)."""
+    def _runs_of(self, cfg: ExperimentConfig) -> list[tuple[Path, str]]:
+        """This sweep's run folders of ``cfg``'s experiment, newest first, with the tag
+        their name ends in (``<date>-<time>-<tag>[-<n>]``: the config hash's first 8)."""
+        folder = self.sweep_dir / "runs" / cfg.name
+        found = [(p, p.name.split("-")[2]) for p in folder.glob("*-*-*") if p.is_dir()]
+        return sorted(found, key=lambda f: f[0].stat().st_mtime, reverse=True)
+
+    def _resumable_run(self, base: ExperimentConfig) -> Path | None:
+        """The run folder an earlier attempt at this trial left with a checkpoint (Ctrl-C,
+        or a worker killed mid-trial), to go on from there instead of from scratch.
+
+        Only grid trials have earlier attempts (a search trial's parameters are new).
+        The earlier attempt may have run with another thread count, which its config
+        records and its name's hash includes. Once this worker has claimed the trial no
+        earlier attempt is running: its worker stopped, or was judged dead (process
+        check on this machine, heartbeat across machines) before the trial was queued
+        again.
+        """
+        from convlab.train.runner import config_hash
+
+        if self.plan.mode != "grid":
+            return None
+        for path, tag in self._runs_of(base):
+            try:
+                run = Run.open(path)
+                if run.status not in ("interrupted", "running") or \
+                        not (run.checkpoint_dir / "state.pt").exists():
+                    continue
+                ran = with_threads(base, run.config.train.threads or self.threads)
+            except Exception:  # noqa: BLE001 - an unreadable folder is not resumed
+                continue
+            if config_hash(ran)[:8] == tag:
+                return path
+        return None
+
+    def _find_run(self, cfg: ExperimentConfig | None, t0: float) -> Path | None:
+        """The run folder a failed or interrupted training left, written since ``t0``."""
+        from convlab.train.runner import config_hash
+
         if cfg is None:
             return None
-        folder = self.sweep_dir / "runs" / cfg.name
         tag = config_hash(cfg)[:8]
-        found = [p for p in folder.glob(f"*-{tag}*") if p.is_dir() and p.stat().st_mtime >= t0 - 1]
-        return max(found, key=lambda p: p.name) if found else None
+        found = [p for p, t in self._runs_of(cfg) if t == tag and p.stat().st_mtime >= t0 - 1]
+        return found[0] if found else None
 
     def _finish(self, trial_id: int, trial: optuna.Trial | None, status: str,
                 params: dict[str, Any], number: int, run_path: Path | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from types import FrameType
@@ -27,6 +28,11 @@ from convlab.train.progress import Reporter
 
 class Diverged(Exception):
     """A non-finite loss: the run stops with status ``diverged``."""
+
+
+# A caller's verdict after each epoch, given the epoch and its metrics by split: a reason
+# to stop the run now (status ``pruned``), or None to go on. A sweep's pruner is one.
+EpochHook = Callable[[int, dict[str, dict[str, float]]], str | None]
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Trainer:
     autocast: Any  # a context-manager factory: bf16 autocast on CUDA, a no-op on CPU
     run: Run
     reporter: Reporter
+    epoch_hook: EpochHook | None = None
     state: LoopState = field(default_factory=LoopState)
     epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
     stop_requested: int = 0  # set by SIGINT/SIGTERM
@@ -86,9 +93,14 @@ class Trainer:
                 if train_metrics is None:  # interrupted mid-epoch, checkpoint written
                     self.reporter.close()
                     return "interrupted"
-                stop = self.end_epoch(epoch, train_metrics)
+                splits, stop = self.end_epoch(epoch, train_metrics)
                 if self.stop_requested:
                     return "interrupted"
+                why = self.epoch_hook(epoch, splits) if self.epoch_hook is not None else None
+                if why:
+                    self.message = why
+                    self.reporter.message(f"stopped: {why}")
+                    return "pruned"
                 if stop:
                     self.reporter.message(
                         f"early stopping at epoch {epoch}: no improvement of "
@@ -148,8 +160,11 @@ class Trainer:
             raise Diverged(self._divergence_message(epoch, metrics["loss"]))
         return metrics
 
-    def end_epoch(self, epoch: int, train_metrics: dict[str, float]) -> bool:
-        """Evaluate, record, checkpoint; return True when early stopping says stop."""
+    def end_epoch(
+        self, epoch: int, train_metrics: dict[str, float]
+    ) -> tuple[dict[str, dict[str, float]], bool]:
+        """Evaluate, record, checkpoint; return the metrics by split, and True when
+        early stopping says stop."""
         st, es = self.state, self.cfg.train.early_stopping
         t0 = time.perf_counter()
         splits = {"train": train_metrics}
@@ -181,7 +196,7 @@ class Trainer:
         self.save_checkpoint()
         self.reporter.epoch_end(epoch, self.cfg.train.epochs, splits, lr,
                                 st.train_seconds + st.eval_seconds)
-        return stop
+        return splits, stop
 
     # -------------------------------------------------------------------- helpers
 

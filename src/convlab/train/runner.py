@@ -22,7 +22,7 @@ from convlab.errors import ConfigError, RunError
 from convlab.models import build_model, normalizes_own_input
 from convlab.runs import Run
 from convlab.train import checkpoint as ckpt
-from convlab.train.loop import LoopState, Trainer
+from convlab.train.loop import EpochHook, LoopState, Trainer
 from convlab.train.metrics import metric_ks
 from convlab.train.optim import build_optimizer, build_scheduler
 from convlab.train.progress import Reporter, make_reporter
@@ -216,8 +216,12 @@ def run_experiment(
     runs_dir: str | Path | None = None,
     quiet: bool = False,
     reporter: Reporter | None = None,
+    epoch_hook: EpochHook | None = None,
 ) -> Run:
-    """Train one experiment end to end and return its (closed) run folder."""
+    """Train one experiment end to end and return its (closed) run folder.
+
+    ``epoch_hook`` is asked after every epoch whether to stop (see ``loop.EpochHook``).
+    """
     t_start = time.perf_counter()
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
     tag = config_hash(cfg)[:8]  # of the config as given (match_params unresolved)
@@ -241,6 +245,7 @@ def run_experiment(
     except OSError as e:
         raise RunError(f"{run.path}: cannot write the run folder ({e.strerror or e})") from None
     trainer = make_trainer(cfg, data, model, device, run, reporter)
+    trainer.epoch_hook = epoch_hook
     reporter.start(
         f"{cfg.name}: {cfg.model.name} ({params:,} parameters) on {cfg.data.dataset} "
         f"({len(data.train):,} train / {len(data.test):,} test) on {device}; run {run.path}"
@@ -248,8 +253,16 @@ def run_experiment(
     return _fit_and_close(trainer, run, reporter, t_start, setup_s=time.perf_counter() - t_start)
 
 
-def resume_run(path: str | Path, quiet: bool = False, reporter: Reporter | None = None) -> Run:
-    """Continue an interrupted (or killed) run from its latest checkpoint."""
+def resume_run(
+    path: str | Path, quiet: bool = False, reporter: Reporter | None = None,
+    epoch_hook: EpochHook | None = None, threads: int | None = None,
+) -> Run:
+    """Continue an interrupted (or killed) run from its latest checkpoint.
+
+    ``threads`` overrides the run's ``train.threads`` for this process only (a sweep
+    resumes a trial with its own share of the cores); the result does not depend on it
+    beyond floating-point summation order.
+    """
     t_start = time.perf_counter()
     run = Run.open(path)
     if run.status == "completed":
@@ -259,6 +272,8 @@ def resume_run(path: str | Path, quiet: bool = False, reporter: Reporter | None 
     run.remove_stale_temp_files()  # a kill -9 during a write leaves its temp file behind
     cfg = run.config
     device = setup_runtime(cfg)
+    if threads is not None:
+        torch.set_num_threads(threads)
     data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
     if data.fingerprint != run.env["data"]["fingerprint"]:
         raise RunError(f"{run.path}: the data changed since the run started (fingerprint)")
@@ -266,6 +281,7 @@ def resume_run(path: str | Path, quiet: bool = False, reporter: Reporter | None 
     reporter = reporter or make_reporter(quiet)
     trainer = make_trainer(cfg, data, model, device, run, reporter)
     trainer.load_checkpoint()
+    trainer.epoch_hook = epoch_hook
     reporter.start(f"resuming {run.path} at epoch {trainer.state.epoch + 1}, "
                    f"step {trainer.state.step}")
     run.write_summary(status="running")
@@ -292,7 +308,8 @@ def _fit_and_close(
         raise
     st = trainer.state
     restored = trainer.restore_best() if status == "completed" else False
-    if status in ("completed",) or (status == "interrupted" and ckpt.all_finite(trainer.model)):
+    if status == "completed" or (status in ("interrupted", "pruned")
+                                 and ckpt.all_finite(trainer.model)):
         ckpt.save_weights(trainer.model, run.weights_path)
     # state.pt is the truth: a kill between its rename and metrics.csv's leaves the csv
     # files one checkpoint behind, and a resume after the last epoch saves no checkpoint
