@@ -90,6 +90,19 @@ def test_run_names_for_legends() -> None:
     assert twins.descriptions() == ["a", "b", "c"]
 
 
+def test_runs_with_descriptions_are_named_by_them() -> None:
+    # a sweep's named grid values: 4-8 vs 8-16 channels, each with two seeds
+    runs = [rd(f"t{i}", {**cfg(stages=2 + (i // 2), desc=("narrow", "wide")[i // 2]),
+                         "seed": i % 2}) for i in range(4)]
+    cmp = compare_runs(runs)
+    assert "description" in cmp.settings and "seed" in cmp.settings
+    assert cmp.descriptions() == ["narrow, seed=0", "narrow, seed=1", "wide, seed=0",
+                                  "wide, seed=1"]  # the channel keys the names cover: out
+    one_seed = compare_runs(runs[::2])
+    assert one_seed.descriptions() == ["narrow", "wide"]
+    assert one_seed.descriptions(max_len=5) == ["t0", "t2"]
+
+
 def test_short_names_stay_unique() -> None:
     cmp = compare_runs([rd("a", cfg()), rd("b", {**cfg(), "model": {"stages": [
         {"channels": 1}, {"channels": 2}], "head": {"hidden": []}, "name": "cnn"}})])

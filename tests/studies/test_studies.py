@@ -3,6 +3,7 @@ and its smoke scale runs end to end on the real data, ending with a report."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -50,14 +51,14 @@ def _params(model: dict, shape: tuple[int, int, int] = (1, 28, 28)) -> int:
 
 def test_fashion_study_parameter_matching_is_as_stated() -> None:
     groups = {g.name: g for g in load_study("fashion-mnist").groups}
-    mlp, deep = groups["mlp-depth"].grid["model"]
+    mlp, deep = groups["mlp-depth"].grid["model"].values()  # type: ignore[union-attr]
     assert _params(mlp) == 269_322  # 784*256+256 + 256*256+256 + 256*10+10
     assert len(deep["hidden"]) == 54
     # 784*64+64 + 53*(64*64+64) + 64*10+10 = 50,240 + 220,480 + 650
     assert _params(deep) == 271_370
-    _, cnn = groups["cnn-vs-mlp"].grid["model"]
+    _, cnn = groups["cnn-vs-mlp"].grid["model"].values()  # type: ignore[union-attr]
     assert _params(cnn) == 270_586  # 320 + 18,496 + 3136*80+80 + 80*10+10
-    k1, k28 = groups["kernel-size"].grid["model"]
+    k1, k28 = groups["kernel-size"].grid["model"].values()  # type: ignore[union-attr]
     assert _params(k1) == 54_904  # 1*7+7 + 7*28*28*10+10
     assert _params(k28) == 50_890  # 784*64+64 + 64*10+10
 
@@ -91,3 +92,6 @@ def test_smoke_study_runs_and_reports(name: str, real_data: Path, tmp_path: Path
     assert "<table" in html and "data:image/png;base64," in html
     for group in load_study(name).groups:
         assert f"{group.name}: Comparison" in html or f"{group.name}: Results" in html
+        for trial in plan_sweep(group_sweep(load_study(name), group, "smoke")).trials:
+            if trial.name:  # named grid values name the runs in tables and legends
+                assert f"<td>{escape(trial.name)}</td>" in html

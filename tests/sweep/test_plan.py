@@ -61,6 +61,31 @@ def test_plan_resolves_every_trial_and_keys_are_distinct() -> None:
     assert plan.param_keys == ["optim.lr", "model.stages.0.channels", "seed"]
 
 
+def test_named_grid_values_name_the_trials() -> None:
+    heads = {"fc": {"type": "flatten"}, "gap average": {"type": "gap"}}
+    plan = plan_sweep(sweep(grid={"model.head": heads, "optim.lr": [0.1, 0.01]}))
+    assert [t.params["model.head"] for t in plan.trials] == [
+        {"type": "flatten"}, {"type": "flatten"}, {"type": "gap"}, {"type": "gap"}]
+    assert [t.config.description for t in plan.trials] == ["fc", "fc", "gap average",
+                                                           "gap average"]
+    assert [t.label() for t in plan.trials] == [
+        "fc optim.lr=0.1", "fc optim.lr=0.01", "gap average optim.lr=0.1",
+        "gap average optim.lr=0.01"]
+    assert plan.trials[2].config.model.settings["head"]["type"] == "gap"
+    both = plan_sweep(sweep(grid={"model.head": heads, "optim.lr": {"fast": 0.1, "slow": 0.01}},
+                            zip=True))
+    assert [t.label() for t in both.trials] == ["fc, fast", "gap average, slow"]
+    assert plan_sweep(sweep(grid={"optim.lr": [0.1]})).trials[0].config.description == ""
+    # zipped, a named list may repeat a value: names go by position
+    ladder = plan_sweep(sweep(grid={"optim.lr": {"base": 0.1, "+ decay": 0.1, "+ wd": 0.1},
+                                    "schedule.name": ["constant", "step", "step"],
+                                    "optim.weight_decay": [0.0, 0.0, 1e-4]},
+                              zip=True, seeds=[0, 1]))
+    assert [t.name for t in ladder.trials] == ["base", "base", "+ decay", "+ decay", "+ wd",
+                                               "+ wd"]
+    assert ladder.trials[3].label() == "+ decay schedule.name=step optim.weight_decay=0 seed=1"
+
+
 def test_random_draws_are_seeded_in_bounds_and_counted() -> None:
     body = sweep(random={"optim.lr": {"loguniform": ["1e-4", 1e-1]},  # YAML reads 1e-4 as str
                          "train.batch_size": {"int": [8, 16]},
@@ -98,7 +123,10 @@ def test_scientific_strings_in_grid_are_numbers() -> None:
     ({"grid": {"optimiser.lr": [0.1]}}, "grid.optimiser.lr: not a key of experiment"),
     ({"grid": {}}, "grid: empty grid"),
     ({"grid": {"optim.lr": []}}, "optim.lr: empty list of values"),
-    ({"grid": {"optim.lr": 0.1}}, "optim.lr: expected a list of values"),
+    ({"grid": {"optim.lr": 0.1}}, "optim.lr: expected a list of values (or a mapping of "
+                                  "names to values), got 0.1"),
+    ({"grid": {"optim.lr": {}}}, "grid.optim.lr: empty mapping of named values"),
+    ({"grid": {"optim.lr": [0.1]}, "grid_names": {}}, "grid_names is not a sweep key"),
     ({"grid": {"optim.lr": [0.1, -1.0]}}, "trial 2 (optim.lr=-1): optim.lr: Input should be "
                                           "greater than 0"),
     ({"grid": {"optim.lr": [0.1, 0.2], "train.epochs": [1]}, "zip": True},
@@ -183,3 +211,6 @@ def test_distribution_corners_and_file_round_trip() -> None:
     again = parse_sweep(spec.to_file(tiny_config()))
     assert again == spec
     assert math.isclose(again.random.params["optim.lr"].low, 1e-3)  # type: ignore[union-attr]
+    named = parse_sweep(sweep(grid={"optim.lr": {"fast": 0.1, "slow": 0.01}}))
+    assert named.to_file(tiny_config())["grid"] == {"optim.lr": {"fast": 0.1, "slow": 0.01}}
+    assert parse_sweep(named.to_file(tiny_config())) == named

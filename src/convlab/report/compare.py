@@ -144,16 +144,26 @@ class Comparison:
         return list(self.labels)
 
     def descriptions(self, max_len: int = 50, max_value: int = 20) -> list[str]:
-        """Each run named by its differing settings (``lr=0.1, flip=true``), for legends
-        and bar labels. The same keys name every run; keys with a long value in some run
-        (a description) are left out; if a name would still be too long, or no key is
-        left, or two runs would share a name, every run gets its short label instead."""
+        """Each run named for legends and bar labels: by its ``description`` when those
+        differ (a sweep's named grid values set it), with the settings that still tell
+        runs of one description apart (``gap, seed=1``); else by its differing settings
+        (``lr=0.1, flip=true``). The same keys name every run; keys with a long value in
+        some run are left out; if a name would still be too long, or no key is left, or
+        two runs would share a name, every run gets its short label instead."""
         short = self.short_names()
         values = {k: [format_value(v) for v in self.setting_values(k)] for k in self.settings}
-        keys = [k for k in self.settings if all(len(v) <= max_value for v in values[k])]
-        texts = [", ".join(f"{short[k]}={values[k][i]}" for k in keys)
+        keys = [k for k in self.settings
+                if k != "description" and all(len(v) <= max_value for v in values[k])]
+        own = [v if isinstance(v, str) else "" for v in self.setting_values("description")] \
+            if "description" in self.settings else []
+        if own and all(own):
+            keys = [k for k in keys if any(  # differs between two runs of one description
+                own[i] == own[j] and values[k][i] != values[k][j]
+                for i in range(len(own)) for j in range(i + 1, len(own)))]
+        texts = [", ".join([*([own[i]] if own and all(own) else []),
+                            *(f"{short[k]}={values[k][i]}" for k in keys)])
                  for i in range(len(self.rows))]
-        if keys and all(len(t) <= max_len for t in texts) and len(set(texts)) == len(texts):
+        if all(texts) and all(len(t) <= max_len for t in texts) and len(set(texts)) == len(texts):
             return texts
         return self.short_labels()
 

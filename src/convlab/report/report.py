@@ -185,8 +185,9 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
         sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric),
                                 [img]))
     best = _best_run(runs, split)
-    sections.append(_model_section(best, f"Model of the best run ({best.label})"))
-    sections.extend(_grad_section(best, fig_dir, f" of the best run ({best.label})"))
+    called = names[list(runs).index(best)]
+    sections.append(_model_section(best, f"Model of the best run ({called})"))
+    sections.extend(_grad_section(best, fig_dir, f" of the best run ({called})"))
     return sections
 
 

@@ -39,7 +39,7 @@ class StudyGroup(_Strict):
     name: str = Field(pattern=NAME)
     description: str = ""
     set: dict[str, Any] = Field(default_factory=dict)  # fixed dotted overrides
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any] | dict[str, Any]]  # a mapping names the values (see sweep)
     zip: bool = False
     seeds: list[int] | None = None
 

@@ -379,12 +379,13 @@ class Worker:
         from convlab.train.runner import resume_run, run_experiment
 
         number = spec.index + 1 if spec is not None else (trial.number + 1 if trial else 0)
+        label = spec.label() if spec is not None else format_params(params)
         t0 = time.time()
         status, run_path, error, final = "failed", None, None, {}
         cfg: ExperimentConfig | None = None
         try:
             base_cfg = spec.config if spec is not None else \
-                self.plan.trial_config(params, f"trial {number} ({format_params(params)})")
+                self.plan.trial_config(params, f"trial {number} ({label})")
             cfg = with_threads(base_cfg, self.threads)
             search = self.plan.sweep.search
             hook = pruning_hook(trial, search.metric, self.plan.direction) \
@@ -400,7 +401,7 @@ class Worker:
             status, run_path = run.status, run.path
             final = dict(run.summary.get("final") or {})
         except KeyboardInterrupt:
-            self._finish(trial_id, trial, "interrupted", params, number,
+            self._finish(trial_id, trial, "interrupted", label, number,
                          self._find_run(cfg, t0), None, {}, t0)
             self.stopping = True
             raise
@@ -409,7 +410,7 @@ class Worker:
             run_path = self._find_run(cfg, t0)
         if status == "interrupted":  # first Ctrl-C / SIGTERM: checkpointed, then stopped
             self.stopping = True
-        self._finish(trial_id, trial, status, params, number, run_path, error, final, t0)
+        self._finish(trial_id, trial, status, label, number, run_path, error, final, t0)
 
     def _runs_of(self, cfg: ExperimentConfig) -> list[tuple[Path, str]]:
         """This sweep's run folders of ``cfg``'s experiment, newest first, with the tag
@@ -457,7 +458,7 @@ class Worker:
         return found[0] if found else None
 
     def _finish(self, trial_id: int, trial: optuna.Trial | None, status: str,
-                params: dict[str, Any], number: int, run_path: Path | None,
+                label: str, number: int, run_path: Path | None,
                 error: str | None, final: dict[str, Any], t0: float) -> None:
         """Record the outcome (attributes first: a finished trial is read-only), then the
         state; report the line."""
@@ -483,7 +484,7 @@ class Worker:
                 self.storage.set_trial_state_values(trial_id, state, values)
         except (UpdateFinishedTrialError, RuntimeError, ValueError) as e:
             # our heartbeat was judged stale and the trial given to another worker
-            self._say(f"trial {number} ({format_params(params)}): result not recorded ({e}); "
+            self._say(f"trial {number} ({label}): result not recorded ({e}); "
                       f"the trial was given to another worker")
         finally:
             if self.heartbeat is not None:
@@ -494,7 +495,7 @@ class Worker:
         shown = f"{self.plan.metric} {value:.4f}" if math.isfinite(value) else ""
         where = f"  {run_path}" if run_path else ""
         why = f"  {error}" if error else ""
-        self._say(f"[{done}/{self.plan.total}] {status:<11} {format_params(params)}  {shown}  "
+        self._say(f"[{done}/{self.plan.total}] {status:<11} {label}  {shown}  "
                   f"{seconds:.1f}s{where}{why}")
 
     def write_index(self) -> list[dict[str, Any]]:

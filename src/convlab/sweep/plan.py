@@ -43,9 +43,16 @@ class TrialSpec:
     params: dict[str, Any]
     config: ExperimentConfig
     key: str
+    name: str = ""  # from named grid values (also the config's description)
+    named_keys: tuple[str, ...] = ()  # the keys whose values are named
 
     def label(self) -> str:
-        return format_params(self.params)
+        """How messages call the trial: its name, with the unnamed settings after it."""
+        rest = format_params({k: v for k, v in self.params.items()
+                              if k not in self.named_keys})
+        if not self.name:
+            return rest
+        return self.name if rest == "(base)" else f"{self.name} {rest}"
 
 
 @dataclass(frozen=True)
@@ -107,11 +114,20 @@ class SweepPlan:
 def expand_grid(grid: dict[str, list[Any]] | None, zip_: bool = False) -> list[dict[str, Any]]:
     """The grid's points in file order: a cartesian product (last key varies fastest), or
     the lists paired element-wise with ``zip_``. No grid: one empty point."""
+    return [point for point, _ in _grid_points(grid, zip_)]
+
+
+def _grid_points(
+    grid: dict[str, list[Any]] | None, zip_: bool
+) -> list[tuple[dict[str, Any], dict[str, int]]]:
+    """Each point with the position of each key's value in its list (which names it)."""
     if not grid:
-        return [{}]
+        return [({}, {})]
     keys = list(grid)
-    rows = zip(*grid.values(), strict=True) if zip_ else itertools.product(*grid.values())
-    return [dict(zip(keys, copy.deepcopy(list(row)), strict=True)) for row in rows]
+    ranges = [range(len(v)) for v in grid.values()]
+    rows = zip(*ranges, strict=True) if zip_ else itertools.product(*ranges)
+    return [({k: copy.deepcopy(grid[k][i]) for k, i in zip(keys, row, strict=True)},
+             dict(zip(keys, row, strict=True))) for row in rows]
 
 
 def sample(dist: Distribution, rng: random.Random) -> Any:
@@ -136,10 +152,19 @@ def draw_random(spec: RandomSpec | None) -> list[dict[str, Any]]:
 
 def expand(sweep: SweepConfig) -> list[dict[str, Any]]:
     """Every trial's parameters: grid points x random draws x seeds (seeds innermost)."""
-    points = [{**g, **r} for g in expand_grid(sweep.grid, sweep.zip)
-              for r in draw_random(sweep.random)]
+    return [params for params, _ in expand_named(sweep)]
+
+
+def expand_named(sweep: SweepConfig) -> list[tuple[dict[str, Any], str]]:
+    """:func:`expand`, each trial with the names of its named grid values joined by
+    ", " (``""`` when the grid names none). Names go by position, so a zipped list may
+    repeat a value under different names."""
+    points = []
+    for g, at in _grid_points(sweep.grid, sweep.zip):
+        name = ", ".join(names[at[k]] for k, names in sweep.grid_names.items())
+        points += [({**g, **r}, name) for r in draw_random(sweep.random)]
     if sweep.seeds:
-        points = [{**p, "seed": s} for p in points for s in sweep.seeds]
+        points = [({**p, "seed": s}, name) for p, name in points for s in sweep.seeds]
     return points
 
 
@@ -251,10 +276,12 @@ def build_plan(
         return _search_plan(sweep, source, base_raw, base)
 
     trials = []
-    for i, params in enumerate(expand(sweep)):
+    named = tuple(sweep.grid_names)
+    for i, (params, name) in enumerate(expand_named(sweep)):
         label = f"trial {i + 1} ({format_params(params)})"
-        cfg = make_config(base_raw, params, f"{source}: {label}")
-        trials.append(TrialSpec(i, params, cfg, config_hash(cfg)))
+        raw = {**base_raw, "description": name} if name else base_raw
+        cfg = make_config(raw, params, f"{source}: {label}")
+        trials.append(TrialSpec(i, params, cfg, config_hash(cfg), name, named))
     by_key: dict[str, TrialSpec] = {}
     for t in trials:
         if t.key in by_key:

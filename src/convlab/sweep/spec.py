@@ -7,6 +7,7 @@
     grid:                               # dotted experiment keys -> lists of values
       optim.lr: [0.01, 0.1]
       model.stages.0.channels: [8, 16]
+      model.head: {fc: {type: flatten}, gap: {type: gap}}   # or names -> values
     zip: false                          # true: pair the lists instead of crossing them
     random:                             # dotted keys -> distributions, drawn up front
       optim.weight_decay: {loguniform: [1e-5, 1e-2]}
@@ -24,6 +25,10 @@ or, instead of ``grid``/``random``, an adaptive search::
       direction: maximize               # default: minimize for *.loss, else maximize
       pruning: true
       startup_trials: 5                 # random trials before TPE and the pruner start
+
+Named grid values (a mapping instead of a list) name the trials: each trial's
+``description`` is its values' names joined by ", " (``"gap, lr 0.1"``), and reports and
+progress lines call the trial by it instead of spelling out a structured value.
 
 Distributions: ``{loguniform: [low, high]}`` (0 < low < high), ``{uniform: [low, high]}``,
 ``{int: [low, high]}`` (both ends included), ``{choice: [v1, v2, ...]}``. Inside ``random``
@@ -218,10 +223,35 @@ class SweepConfig(_Strict):
     description: str = ""
     base: str | dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
+    # names of the values of keys given as a mapping (filled from ``grid``, not a file key)
+    grid_names: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
     zip: bool = False
     random: RandomSpec | None = None
     search: SearchSpec | None = None
     seeds: list[int] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_values(cls, data: Any) -> Any:
+        """``grid: {key: {name: value, ...}}`` -> the values as a list, names aside."""
+        if not isinstance(data, dict):
+            return data
+        if "grid_names" in data:
+            raise ValueError("grid_names is not a sweep key: name grid values by giving a "
+                             "mapping of names to values instead of a list")
+        grid = data.get("grid")
+        if not isinstance(grid, dict):
+            return data
+        lists: dict[str, Any] = {}
+        names: dict[str, list[str]] = {}
+        for key, values in grid.items():
+            if isinstance(values, dict):
+                if not values:
+                    raise ValueError(f"grid.{key}: empty mapping of named values")
+                names[str(key)] = [str(n) for n in values]
+                values = list(values.values())
+            lists[key] = values
+        return {**data, "grid": lists, "grid_names": names}
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -235,7 +265,8 @@ class SweepConfig(_Strict):
         _check_keys(v)
         for key, values in v.items():
             if not isinstance(values, list):
-                raise ValueError(f"{key}: expected a list of values, got {values!r}")
+                raise ValueError(f"{key}: expected a list of values (or a mapping of names "
+                                 f"to values), got {values!r}")
             if not values:
                 raise ValueError(f"{key}: empty list of values")
         return {k: as_number(vals) for k, vals in v.items()}
@@ -283,7 +314,9 @@ class SweepConfig(_Strict):
             out["description"] = self.description
         out["base"] = base
         if self.grid is not None:
-            out["grid"] = self.grid
+            out["grid"] = {  # named values as the mapping they were given as
+                k: dict(zip(self.grid_names[k], v, strict=True)) if k in self.grid_names else v
+                for k, v in self.grid.items()}
             if self.zip:
                 out["zip"] = True
         for section in ("random", "search"):
