@@ -276,7 +276,8 @@ def build_plan(
         return _search_plan(sweep, source, base_raw, base)
 
     trials = []
-    named = tuple(sweep.grid_names)
+    # the keys a name stands for: its own, or every grid key when the lists are zipped
+    named = tuple(sweep.grid or {}) if sweep.zip and sweep.grid_names else tuple(sweep.grid_names)
     for i, (params, name) in enumerate(expand_named(sweep)):
         label = f"trial {i + 1} ({format_params(params)})"
         raw = {**base_raw, "description": name} if name else base_raw

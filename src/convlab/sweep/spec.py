@@ -28,7 +28,9 @@ or, instead of ``grid``/``random``, an adaptive search::
 
 Named grid values (a mapping instead of a list) name the trials: each trial's
 ``description`` is its values' names joined by ", " (``"gap, lr 0.1"``), and reports and
-progress lines call the trial by it instead of spelling out a structured value.
+progress lines call the trial by it instead of spelling out a structured value. With
+``zip: true`` naming one key names the zipped points (an ablation ladder's rungs); names
+go by position, so the named list may repeat a value.
 
 Distributions: ``{loguniform: [low, high]}`` (0 < low < high), ``{uniform: [low, high]}``,
 ``{int: [low, high]}`` (both ends included), ``{choice: [v1, v2, ...]}``. Inside ``random``
