@@ -92,6 +92,10 @@ def test_smoke_study_runs_and_reports(name: str, real_data: Path, tmp_path: Path
     assert "<table" in html and "data:image/png;base64," in html
     for group in load_study(name).groups:
         assert f"{group.name}: Comparison" in html or f"{group.name}: Results" in html
+    for probe in load_study(name).equivariance:
+        assert f"Equivariance of the trained {escape(probe.run)} ({probe.group})" in html
+        assert "Not measured" not in html and "Shifting the input by" in html
+    for group in load_study(name).groups:
         for trial in plan_sweep(group_sweep(load_study(name), group, "smoke")).trials:
             if trial.name:  # named grid values name the runs in tables and legends
                 assert f"<td>{escape(trial.name)}</td>" in html

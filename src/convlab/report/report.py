@@ -496,10 +496,12 @@ def write_report(runs: Sequence[RunData], out: str | Path, title: str = "") -> R
 
 def write_grouped_report(
     groups: Sequence[tuple[str, str, Sequence[RunData]]], out: str | Path, title: str,
-    intro: str = "",
+    intro: str = "", extra: Sequence[Section] = (),
 ) -> ReportFiles:
     """One document for several groups of runs (a study): each group's sections under a
-    heading of its own, figures in ``figures/<group>/`` so their names cannot collide."""
+    heading of its own, figures in ``figures/<group>/`` so their names cannot collide;
+    then the ``extra`` sections (a study's probes, their figures already drawn under
+    ``out``)."""
     from convlab.runs import atomic_write
 
     out = Path(out)
@@ -515,6 +517,7 @@ def write_grouped_report(
             sections.append(Section(f"{name}", None, [Text(description)] if description else []))
             sections += [Section(f"{name}: {s.title}", s.finding, s.blocks)
                          for s in part.sections]
+        sections += extra
         subtitle = (f"made by convlab {convlab.__version__} on "
                     f"{time.strftime('%Y-%m-%d %H:%M')} from {total} run folders")
         report = Report(title, subtitle, sections)

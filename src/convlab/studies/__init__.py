@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from convlab.config import format_validation_error, read_yaml, set_dotted
 from convlab.errors import ConvlabError
@@ -44,12 +44,33 @@ class StudyGroup(_Strict):
     seeds: list[int] | None = None
 
 
+class EquivarianceProbe(_Strict):
+    """After the groups: the equivariance figures of one trained run (a test image
+    shifted and rotated, each layer's maps transformed back), in the study's report."""
+
+    group: str  # a group of this study
+    run: str  # the name of the trial in that group (a named grid value)
+    shift: int = Field(4, ge=1)  # pixels
+    rotate: float = 90.0  # degrees (multiples of 90 are exact on the pixel grid)
+    index: int = Field(0, ge=0)  # the test image
+
+
 class StudyConfig(_Strict):
     name: str = Field(pattern=NAME)
     description: str = ""
     base: dict[str, Any]
     scales: dict[Scale, dict[str, Any]]
     groups: list[StudyGroup] = Field(min_length=1)
+    equivariance: list[EquivarianceProbe] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _probes_name_groups(self) -> StudyConfig:
+        names = [g.name for g in self.groups]
+        for i, probe in enumerate(self.equivariance):
+            if probe.group not in names:
+                raise ValueError(f"equivariance.{i}.group: {probe.group!r} is not a group "
+                                 f"of this study ({', '.join(names)})")
+        return self
 
 
 def bundled_studies() -> dict[str, Path]:
@@ -100,6 +121,32 @@ class StudyResult:
     completed: int
 
 
+def _probed_trial(probe: EquivarianceProbe, plan: Any) -> int:
+    """The 1-based index of the trial a probe names (checked before anything trains)."""
+    names = [t.name for t in plan.trials]
+    if probe.run not in names:
+        known = ", ".join(filter(None, names)) or "none is named"
+        raise StudyError(f"equivariance: group {probe.group} has no trial named "
+                         f"{probe.run!r} (its trials: {known})")
+    return names.index(probe.run) + 1
+
+
+def _probe_section(probe: EquivarianceProbe, row: dict[str, Any], fig_dir: Path) -> Any:
+    """The probe's report section; one that cannot run says why instead."""
+    from convlab.report.findings import Finding
+    from convlab.report.report import Section
+    from convlab.studies.probes import equivariance_section
+
+    title = f"Equivariance of the trained {probe.run} ({probe.group})"
+    if not row.get("run") or row.get("status") != "completed":
+        status = row.get("status", "missing")
+        return Section(title, Finding(f"Not measured: the trial is {status}.", "warning"))
+    try:
+        return equivariance_section(probe, Path(row["run"]), fig_dir)
+    except ConvlabError as e:
+        return Section(title, Finding(f"Not measured: {e}", "warning"))
+
+
 def study_folder(study: StudyConfig, scale: str, runs_dir: str | Path | None) -> Path:
     from convlab.runs import resolve_runs_dir
 
@@ -122,17 +169,23 @@ def run_study(
 
     study = load_study(name_or_path)
     folder = study_folder(study, scale, runs_dir)
-    plans = [(g, plan_sweep(group_sweep(study, g, scale))) for g in study.groups]
+    plans = {g.name: (g, plan_sweep(group_sweep(study, g, scale))) for g in study.groups}
+    probed = [(p, _probed_trial(p, plans[p.group][1])) for p in study.equivariance]
     trials = completed = 0
-    for group, plan in plans:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for group, plan in plans.values():
         if echo is not None:
             echo(f"study {study.name} ({scale}): group {group.name}")
         result = run_sweep(plan, workers=workers, runs_dir=folder, echo=echo)
+        rows[group.name] = result.rows
         trials += len(result.rows)
         completed += sum(r.get("status") == "completed" for r in result.rows)
     groups = [(g.name, g.description, load_runs([folder / g.name])) for g in study.groups]
+    extra = [_probe_section(p, next((r for r in rows[p.group] if r["index"] == index), {}),
+                            folder / "report" / "figures" / f"equivariance-{i}")
+             for i, (p, index) in enumerate(probed, 1)]
     files = write_grouped_report(groups, folder / "report",
-                                 f"Study {study.name} ({scale})", study.description)
+                                 f"Study {study.name} ({scale})", study.description, extra)
     if echo is not None:
         echo(f"report: {files.html}")
     return StudyResult(folder, files.html, files.markdown, trials, completed)
