@@ -187,7 +187,8 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
     best = _best_run(runs, split)
     called = names[list(runs).index(best)]
     sections.append(_model_section(best, f"Model of the best run ({called})"))
-    sections.extend(_grad_section(best, fig_dir, f" of the best run ({called})"))
+    for i, (r, n) in enumerate(zip(runs, names, strict=True)):  # every run that tracked them
+        sections.extend(_grad_section(r, fig_dir, f" of {n}", f"gradient_norms_{i}"))
     return sections
 
 
@@ -344,13 +345,14 @@ def _model_section(r: RunData, title: str) -> Section:
     return Section(title, finding, [table])
 
 
-def _grad_section(r: RunData, fig_dir: Path, suffix: str = "") -> list[Section]:
+def _grad_section(r: RunData, fig_dir: Path, suffix: str = "",
+                  name: str = "gradient_norms") -> list[Section]:
     from convlab.report import plots
 
     if "step" not in r.steps or "total" not in r.steps:
         return []
     norms = {k: v for k, v in r.steps.items() if k not in ("step", "epoch")}
-    img = _figure(fig_dir, "gradient_norms", "Gradient L2 norms per step (log scale).",
+    img = _figure(fig_dir, name, "Gradient L2 norms per step (log scale).",
                   plots.gradient_norms, r.steps["step"], norms)
     return [Section(f"Gradient norms{suffix}", fd.grad_norm_finding(r.steps["step"], norms),
                     [img])]
