@@ -162,9 +162,16 @@ def test_ablation_ladder_sentence() -> None:
                       "the largest gain, +3.5 points, comes with + augment; + dropout lowers "
                       "it by 0.5 points.")
     assert f.data == {"largest_gain": "+ augment", "largest_drop": "+ dropout",
-                      "best": "+ batch norm"}
+                      "best": "+ batch norm", "narrows_gap": None}
     g = ablation_finding(["a", "b", "c"], [0.9, 0.95, 0.93])
     assert "the best is b (95.0%)" in g.text
+    # a regularizer that costs test accuracy in a short training but closes the gap
+    h = ablation_finding(["base", "+ std", "+ aug", "+ bn"], [0.41, 0.52, 0.46, 0.53],
+                         "final test top-1", [0.38, 0.64, 0.45, 0.53])
+    assert h.text.endswith("+ aug narrows the train-minus-test gap most, from 12.0 to -1.0 "
+                           "points.") and h.data["narrows_gap"] == "+ aug"
+    assert "gap" not in ablation_finding(["a", "b"], [0.5, 0.6], "final test top-1",
+                                         [0.52, 0.6]).text  # 2 points: not worth a word
     assert ablation_finding(["a"], [0.9]).kind == "warning"
 
 

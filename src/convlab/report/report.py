@@ -182,7 +182,9 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
     if any(v is not None for v in values):
         img = _figure(fig_dir, "ladder", f"{metric.capitalize()} of each run, in run order.",
                       plots.ablation_bars, names, values, ylabel=metric)
-        sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric),
+        train = [r.final.get("train.top1") for r in runs]
+        sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric,
+                                                                     train),
                                 [img]))
     best = _best_run(runs, split)
     called = names[list(runs).index(best)]
