@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,21 @@ def real_data_root() -> Path | None:
     if root and (Path(root) / "MNIST" / "raw").is_dir():
         return Path(root)
     return None
+
+
+def train_child() -> Any:
+    """tests/runs/_train_child.py (what the fault and parallel tests run in child
+    processes), loaded once per session under one module name so children can pickle
+    its functions."""
+    name = "_convlab_train_child"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent / "runs" / "_train_child.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib.util
 import json
 import os
 import random
@@ -33,27 +32,13 @@ from typing import Any
 
 import pytest
 
-from conftest import tiny_config
+from conftest import tiny_config, train_child
 from convlab.errors import RunError
 from convlab.runs import list_runs
 from convlab.train.progress import Reporter
 from convlab.train.runner import resume_run, run_experiment
 
-
-def _helper() -> Any:
-    """tests/runs/_train_child.py, loaded once per session under one module name."""
-    name = "_convlab_train_child"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("_train_child.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-tc = _helper()
+tc = train_child()
 
 EPOCHS = 3
 # 192 / 32 = 6 steps per epoch, 18 in all. checkpoint_every 4 puts checkpoints mid-epoch

@@ -13,9 +13,7 @@ The processes are forked from a fork server that has imported torch once
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,26 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import tiny_config
+from conftest import tiny_config, train_child
 from convlab.config import load_config
 from convlab.runs import list_runs
 from convlab.train.runner import config_hash
 
-
-def _helper() -> Any:
-    """tests/runs/_train_child.py, loaded once per session under one module name."""
-    name = "_convlab_train_child"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("_train_child.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-tc = _helper()
+tc = train_child()
 
 PROCESSES = 8
 SEEDS = [0, 0, 0, 0, 1, 2, 3, 4]
