@@ -188,6 +188,10 @@ def test_overfitting_over_runs_and_gradient_norms() -> None:
     assert "spikes to 30 at step 20" in g.text
     assert "fc gets the largest gradients (median 0.7), conv1 the smallest (0.1, 7x less)" \
         in g.text
+    dead = grad_norm_finding(steps[:2], {"total": [0.2, 0.1], "fc1": [0.0, 0.0],
+                                         "fc_out": [0.2, 0.1]})
+    assert dead.text.endswith("fc_out gets the largest gradients (median 0.15), fc1 the "
+                              "smallest (0: no gradient reaches it).")
     calm = grad_norm_finding(steps, {"total": [1.0, 0.9, 0.8, 0.7, 0.6]})
     assert not calm.data["spike"] and calm.text == (
         "Total gradient norm goes from 1 at step 0 to 0.6 at step 40.")

@@ -398,7 +398,8 @@ def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float
         hi = max(layers, key=lambda k: layers[k])
         lo = min(layers, key=lambda k: layers[k])
         data.update(largest=hi, smallest=lo)
-        spread = f", {layers[hi] / layers[lo]:.3g}x less" if layers[lo] > 0 else ""
+        spread = f", {layers[hi] / layers[lo]:.3g}x less" if layers[lo] > 0 else \
+            ": no gradient reaches it"
         parts.append(f"{hi} gets the largest gradients (median {_num(layers[hi])}), {lo} the "
                      f"smallest ({_num(layers[lo])}{spread})")
     return Finding(_sentence(parts), "warning" if data["spike"] else "info", data)
