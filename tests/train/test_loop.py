@@ -128,7 +128,16 @@ def test_divergence_stops_with_status_and_finite_checkpoint(runs_dir: Path) -> N
         assert all(torch.isfinite(t).all() for t in load_file(f).values())
 
 
-def test_injected_nan_is_caught_within_one_step(runs_dir: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="needs CUDA")),
+])
+def test_injected_nan_is_caught_within_one_step(runs_dir: Path, monkeypatch,
+                                                device: str) -> None:
+    """On the CPU reading the loss is free, so every step is checked; on a GPU each
+    read is a host sync, so the loss is checked every log interval and at the epoch's
+    end (8 steps here), and no checkpoint is written in between."""
     import convlab.train.loop as loop
 
     calls = {"n": 0}
@@ -140,10 +149,13 @@ def test_injected_nan_is_caught_within_one_step(runs_dir: Path, monkeypatch) -> 
         return out * float("nan") if calls["n"] == 5 else out
 
     monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
-    r = run(tiny_config(), runs_dir=runs_dir, reporter=Reporter())
+    r = run(tiny_config(train={"device": device, "threads": 1}), runs_dir=runs_dir,
+            reporter=Reporter())
     assert r.summary["status"] == "diverged"
     assert loop.Diverged  # the message path below is the user's view
-    assert calls["n"] == 5  # stopped at the step that produced the NaN
+    # stopped at the step that produced the NaN (CPU), or by the end of its epoch (GPU)
+    assert calls["n"] == (5 if device == "cpu" else 8)
+    assert not r.weights_path.exists()
 
 
 def test_early_stopping_restores_best(runs_dir: Path) -> None:
