@@ -101,6 +101,17 @@ class LayerEquivariance:
     interior: float | None  # units that see no border (shifts) / inside the disk (rotations)
     note: str
 
+    @property
+    def feature_map(self) -> bool:
+        """A (C, h, w) map the transform was undone on (not a vector, not a 1x1 map,
+        whose rows compare the outputs as they are: invariance)."""
+        return is_feature_map(self.shape)
+
+
+def is_feature_map(shape: tuple[int, ...]) -> bool:
+    """``shape`` (C, h, w) without the batch: a map with some extent to transform."""
+    return len(shape) == 3 and shape[-2:] != (1, 1)
+
 
 @dataclass
 class EquivarianceResult:
@@ -168,7 +179,7 @@ def equivariance_experiment(
         if a is None or b is None:
             rows.append(LayerEquivariance(n, (), jump, rf, None, None, "did not run"))
             continue
-        if a.dim() != 4 or a.shape[-2:] == (1, 1):
+        if not is_feature_map(tuple(a.shape[1:])):
             err = rel_error(b - a, a)
             rows.append(LayerEquivariance(n, tuple(a.shape[1:]), jump, rf, err, None,
                                           "not a feature map: compared as is (invariance)"))

@@ -156,12 +156,13 @@ class Comparison:
                 if k != "description" and all(len(v) <= max_value for v in values[k])]
         own = [v if isinstance(v, str) else "" for v in self.setting_values("description")] \
             if "description" in self.settings else []
-        if own and all(own):
+        if not all(own):  # some run has no description: name them all by their settings
+            own = []
+        if own:
             keys = [k for k in keys if any(  # differs between two runs of one description
                 own[i] == own[j] and values[k][i] != values[k][j]
                 for i in range(len(own)) for j in range(i + 1, len(own)))]
-        texts = [", ".join([*([own[i]] if own and all(own) else []),
-                            *(f"{short[k]}={values[k][i]}" for k in keys)])
+        texts = [", ".join([*own[i:i + 1], *(f"{short[k]}={values[k][i]}" for k in keys)])
                  for i in range(len(self.rows))]
         if all(texts) and all(len(t) <= max_len for t in texts) and len(set(texts)) == len(texts):
             return texts

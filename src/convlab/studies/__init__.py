@@ -131,22 +131,6 @@ def _probed_trial(probe: EquivarianceProbe, plan: Any) -> int:
     return names.index(probe.run) + 1
 
 
-def _probe_section(probe: EquivarianceProbe, row: dict[str, Any], fig_dir: Path) -> Any:
-    """The probe's report section; one that cannot run says why instead."""
-    from convlab.report.findings import Finding
-    from convlab.report.report import Section
-    from convlab.studies.probes import equivariance_section
-
-    title = f"Equivariance of the trained {probe.run} ({probe.group})"
-    if not row.get("run") or row.get("status") != "completed":
-        status = row.get("status", "missing")
-        return Section(title, Finding(f"Not measured: the trial is {status}.", "warning"))
-    try:
-        return equivariance_section(probe, Path(row["run"]), fig_dir)
-    except ConvlabError as e:
-        return Section(title, Finding(f"Not measured: {e}", "warning"))
-
-
 def study_folder(study: StudyConfig, scale: str, runs_dir: str | Path | None) -> Path:
     from convlab.runs import resolve_runs_dir
 
@@ -164,6 +148,7 @@ def run_study(
     """
     from convlab.report.data import load_runs
     from convlab.report.report import write_grouped_report
+    from convlab.studies.probes import probe_section
     from convlab.sweep.execute import run_sweep
     from convlab.sweep.plan import plan_sweep
 
@@ -181,8 +166,8 @@ def run_study(
         trials += len(result.rows)
         completed += sum(r.get("status") == "completed" for r in result.rows)
     groups = [(g.name, g.description, load_runs([folder / g.name])) for g in study.groups]
-    extra = [_probe_section(p, next((r for r in rows[p.group] if r["index"] == index), {}),
-                            folder / "report" / "figures" / f"equivariance-{i}")
+    extra = [probe_section(p, next((r for r in rows[p.group] if r["index"] == index), {}),
+                           folder / "report" / "figures" / f"equivariance-{i}")
              for i, (p, index) in enumerate(probed, 1)]
     files = write_grouped_report(groups, folder / "report",
                                  f"Study {study.name} ({scale})", study.description, extra)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from convlab.report import findings as fd
 from convlab.report.report import Image, Section, Table
@@ -32,7 +32,7 @@ def _error(r: LayerEquivariance) -> float | None:
 
 
 def _is_map(r: LayerEquivariance) -> bool:
-    return r.error is not None and not r.note.startswith("not a feature map")
+    return r.error is not None and r.feature_map
 
 
 def _range(values: Sequence[float]) -> str:
@@ -99,6 +99,25 @@ def _table(shift: EquivarianceResult, rotate: EquivarianceResult) -> Table:
                  "the change itself.")
 
 
+def probe_section(probe: EquivarianceProbe, row: dict[str, Any], fig_dir: Path) -> Section:
+    """The probe's report section for the trial whose sweep-index ``row`` is given; one
+    that cannot run (the trial did not complete, its folder is unreadable) says why."""
+    from convlab.errors import ConvlabError
+
+    if not row.get("run") or row.get("status") != "completed":
+        status = row.get("status", "missing")
+        return Section(_title(probe), fd.Finding(f"Not measured: the trial is {status}.",
+                                                 "warning"))
+    try:
+        return equivariance_section(probe, Path(row["run"]), fig_dir)
+    except ConvlabError as e:
+        return Section(_title(probe), fd.Finding(f"Not measured: {e}", "warning"))
+
+
+def _title(probe: EquivarianceProbe) -> str:
+    return f"Equivariance of the trained {probe.run} ({probe.group})"
+
+
 def equivariance_section(probe: EquivarianceProbe, run_path: Path, fig_dir: Path) -> Section:
     """Run the probe on the trained run and draw its figures into ``fig_dir``."""
     from convlab.analysis import equivariance as E
@@ -123,5 +142,5 @@ def equivariance_section(probe: EquivarianceProbe, run_path: Path, fig_dir: Path
                                 p))
     shift, rotate = results
     blocks.insert(0, _table(shift, rotate))
-    return Section(f"Equivariance of the trained {probe.run} ({probe.group})",
-                   equivariance_finding(shift, rotate), blocks)  # type: ignore[arg-type]
+    return Section(_title(probe), equivariance_finding(shift, rotate),
+                   blocks)  # type: ignore[arg-type]
