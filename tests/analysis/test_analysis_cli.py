@@ -90,7 +90,8 @@ def test_calc_outsize(cli: Cli) -> None:
     (("-i", "28", "--chain", "conv k3; blub"), "layer 2 ('blub'): unknown kind"),
     (("-i", "28x",  "-k", "3"), "--input '28x'"),
     (("-i", "28",), "give a layer"),
-    (("-i", "28", "-o", "14"), "needs both --output and --solve"),
+    (("-i", "28", "--solve", "kernel"), "--solve needs the wanted size"),
+    (("-i", "28", "-o", "14", "-k", "3", "--solve", "kernel"), "leave out the one"),
 ])
 def test_calc_outsize_errors(cli: Cli, args: tuple[str, ...], needle: str) -> None:
     one_line_error(*cli("calc", "outsize", *args)[::2], needle)
@@ -210,3 +211,17 @@ def test_summary_and_probe_take_a_trained_run_folder(tmp_path) -> None:
     saved = load_file(r.weights_path)
     assert resolved.in_shape == (1, 12, 12) and resolved.num_classes == 4
     assert all(torch.equal(v, saved[k]) for k, v in resolved.model.state_dict().items())
+
+
+def test_calc_outsize_solves_the_setting_not_given(cli: Cli) -> None:
+    code, out, _ = cli("calc", "outsize", "-i", "10", "-o", "14", "--solve", "padding",
+                       "-k", "3")
+    assert code == 0 and "padding = 3:" in out
+    code, out, _ = cli("calc", "outsize", "-i", "28", "-o", "14", "-k", "2")
+    assert code == 0 and "solving for the stride" in out and "stride = 2:" in out
+    code, out, _ = cli("calc", "outsize", "-i", "10", "-o", "14", "-k", "3", "--stride", "1")
+    assert code == 0 and "solving for the padding" in out and "padding = 3:" in out
+    one_line_error(*cli("calc", "outsize", "-i", "28", "-o", "14", "-k", "2", "--stride",
+                        "2", "-p", "0", "-d", "1")[::2], "nothing to solve for")
+    code, out, _ = cli("calc", "outsize", "-i", "5", "--chain", "pool k2 s2 p1 ceil")
+    assert code == 0 and "output: 3" in out and "- 1 (a last window" in out

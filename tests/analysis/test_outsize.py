@@ -125,3 +125,39 @@ def test_inverse_needs_the_kernel() -> None:
         solve(28, 14, "stride")
     with pytest.raises(AnalysisError, match="cannot solve for 'channels'"):
         solve(28, 14, "channels")  # type: ignore[arg-type]
+
+
+def test_padding_search_reaches_every_output() -> None:
+    """Padding beyond d(k-1) is legal in Conv2d and grows the output: 10 -> 14 needs p=3."""
+    sols, bounds = solve(10, 14, "padding", kernel=3)
+    assert [s.value for s in sols] == [3] and bounds == "padding 0..3"
+    conv = nn.Conv2d(1, 1, 3, padding=3)
+    assert conv(torch.zeros(1, 1, 10, 10)).shape[-1] == 14
+    for n, k, s, want in itertools.product((5, 9, 16), (1, 2, 3, 5), (1, 2, 3), range(1, 25)):
+        found = [x.value for x in solve(n, want, "padding", kernel=k, stride=s)[0]]
+        by_torch = [p for p in range(0, 40) if n + 2 * p >= k and
+                    nn.Conv2d(1, 1, k, s, p)(torch.zeros(1, 1, n, n)).shape[-1] == want]
+        assert found == by_torch, (n, k, s, want)
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+def test_ceil_mode_pooling_matches_torch(kind: str) -> None:
+    cls = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
+    for n, k, s, p in itertools.product(range(3, 12), (2, 3), (1, 2, 3), (0, 1)):
+        if 2 * p > k or k > n + 2 * p:
+            continue
+        layer = parse_layer(f"{kind} k{k} s{s} p{p} ceil")
+        assert layer.ceil and layer.describe().endswith("ceil")
+        got = run_chain((n, n), [layer]).out_hw
+        want = cls(k, s, p, ceil_mode=True)(torch.zeros(1, 1, n, n)).shape[-2:]
+        assert got == tuple(want), (n, k, s, p)
+    steps = run_chain((24, 24), parse_chain("pool k3 s2 ceil")).steps
+    assert steps[0].out_hw == (12, 12) and "hangs 1 pixel past" in steps[0].notes[0]
+
+
+def test_chain_refuses_what_torch_has_not() -> None:
+    with pytest.raises(AnalysisError, match="average pooling has no dilation"):
+        parse_layer("avgpool k2 d2")
+    with pytest.raises(AnalysisError, match="applies to pooling only"):
+        parse_layer("conv k3 ceil")
+    assert parse_layer("maxpool k2 d2").dilation == (2, 2)  # MaxPool2d has a dilation

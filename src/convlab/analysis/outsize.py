@@ -19,7 +19,13 @@ Chain syntax (one layer per ``;``-separated item, tokens in any order after the 
     kN      kernel N (or kHxW for a rectangular kernel)        default 1 (conv), required (pool)
     sN      stride (or sHxW)                                   default 1 (conv), k (pool)
     pN      zero padding on each side (or pHxW), psame, pvalid default 0
-    dN      dilation (or dHxW)                                 default 1
+    dN      dilation (or dHxW); conv and max pooling only      default 1
+    ceil    pooling only: ``ceil_mode=True`` (round the output size up)
+
+With ``ceil`` a pooling layer rounds up instead of down, so the last window may hang
+over the edge; PyTorch then drops a window that would start in the right padding::
+
+    n_out = ceil((n + 2p - d(k - 1) - 1) / s) + 1,  minus 1 if (n_out - 1) s >= n + p
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class LayerSpec:
     padding: Pair | Literal["same", "valid"] = (0, 0)
     dilation: Pair = (1, 1)
     text: str = ""  # as written, for messages
+    ceil: bool = False  # pooling with ceil_mode=True
 
     @property
     def strides(self) -> Pair:
@@ -67,6 +74,8 @@ class LayerSpec:
             parts.append(f"p{p}" if isinstance(p, str) else f"p{_pt(p)}")
         if self.dilation != (1, 1):
             parts.append(f"d{_pt(self.dilation)}")
+        if self.ceil:
+            parts.append("ceil")
         return " ".join(parts)
 
 
@@ -88,11 +97,17 @@ def parse_layer(text: str, index: int = 1) -> LayerSpec:
                             f"{', '.join(KINDS)}")
     kind = KINDS[words[0]]
     vals: dict[str, Pair | str] = {}
+    ceil = False
     for w in words[1:]:
+        if w == "ceil":
+            if kind not in ("maxpool", "avgpool"):
+                raise AnalysisError(f"{where}: 'ceil' (ceil_mode) applies to pooling only")
+            ceil = True
+            continue
         m = _TOKEN.match(w)
         if not m:
             raise AnalysisError(f"{where}: cannot read {w!r}; expected kN, sN, pN, psame, "
-                                f"pvalid or dN (N or HxW)")
+                                f"pvalid, dN (N or HxW) or ceil")
         key, raw = m.groups()
         if raw in ("same", "valid"):
             if key != "p":
@@ -108,8 +123,14 @@ def parse_layer(text: str, index: int = 1) -> LayerSpec:
         raise AnalysisError(f"{where}: a pooling layer needs a kernel size, e.g. 'pool k2'")
     if kind == "pad" and ("p" not in vals or isinstance(vals["p"], str)):
         raise AnalysisError(f"{where}: a pad layer needs an amount, e.g. 'pad p2'")
+    if kind == "avgpool" and vals.get("d", (1, 1)) != (1, 1):
+        raise AnalysisError(f"{where}: average pooling has no dilation (nn.AvgPool2d takes "
+                            f"none); use maxpool or conv for a dilated window")
+    if kind in ("maxpool", "avgpool") and vals.get("p") in ("same", "valid") and ceil:
+        raise AnalysisError(f"{where}: give 'ceil' with a numeric padding, not p{vals['p']}")
     return LayerSpec(kind, vals.get("k", (1, 1)), vals.get("s"),  # type: ignore[arg-type]
-                     vals.get("p", (0, 0)), vals.get("d", (1, 1)), text.strip())  # type: ignore[arg-type]
+                     vals.get("p", (0, 0)), vals.get("d", (1, 1)),  # type: ignore[arg-type]
+                     text.strip(), ceil)
 
 
 def parse_chain(text: str) -> list[LayerSpec]:
@@ -174,9 +195,14 @@ class ChainResult:
 
 
 def _axis(
-    n: int, k: int, s: int, pb: int, pa: int, d: int, where: str, axis: str
+    n: int, k: int, s: int, pb: int, pa: int, d: int, where: str, axis: str,
+    ceil: bool = False,
 ) -> tuple[int, int]:
-    """(n_out, pixels dropped by the floor) for one axis with padding (before, after)."""
+    """(n_out, pixels dropped by the floor) for one axis with padding (before, after).
+
+    With ``ceil`` (pooling's ceil_mode) nothing is dropped: the second number is then how
+    far the last window hangs over the padded input, as a negative count.
+    """
     span = d * (k - 1) + 1
     padded = n + pb + pa
     if span > padded:
@@ -184,7 +210,12 @@ def _axis(
             f"{where}: the kernel spans {span} {axis} (d*(k-1)+1 = {d}*{k - 1}+1) but the "
             f"padded input has only {padded} ({n} + {pb} + {pa})"
         )
-    return (padded - span) // s + 1, (padded - span) % s
+    if not ceil:
+        return (padded - span) // s + 1, (padded - span) % s
+    out = -(-(padded - span) // s) + 1
+    if (out - 1) * s >= n + pb:  # PyTorch: no window may start in the right padding
+        out -= 1
+    return out, min(0, padded - ((out - 1) * s + span))
 
 
 def run_chain(input_hw: Pair, layers: list[LayerSpec]) -> ChainResult:
@@ -230,10 +261,11 @@ def run_chain(input_hw: Pair, layers: list[LayerSpec]) -> ChainResult:
                         f"{where}: pooling padding {max(pads[a])} is more than half the kernel "
                         f"{k[a]}; PyTorch refuses it (pad <= k/2)"
                     )
-        sizes = [_axis(hw[a], k[a], s[a], pads[a][0], pads[a][1], d[a], where, AXES[a])
-                 for a in (0, 1)]
+        sizes = [_axis(hw[a], k[a], s[a], pads[a][0], pads[a][1], d[a], where, AXES[a],
+                       layer.ceil) for a in (0, 1)]
         out = (sizes[0][0], sizes[1][0])
-        dropped = (sizes[0][1], sizes[1][1])
+        dropped = (max(sizes[0][1], 0), max(sizes[1][1], 0))
+        over = (-min(sizes[0][1], 0), -min(sizes[1][1], 0))
         same_axes = hw[0] == hw[1] and k[0] == k[1] and s[0] == s[1] and d[0] == d[1] \
             and pads[0] == pads[1]
         for a in (0,) if same_axes else (0, 1):
@@ -245,6 +277,13 @@ def run_chain(input_hw: Pair, layers: list[LayerSpec]) -> ChainResult:
                     f"{where}: ({padded} - {span}) / {s[a]} = {(padded - span) / s[a]:g} is not "
                     f"an integer: the floor drops the last {dropped[a]} of {padded} padded "
                     f"{axis}"
+                )
+            if over[a]:
+                axis = "rows and columns" if same_axes else AXES[a]
+                all_notes.append(
+                    f"{where}: ceil mode: the last window on the {axis} hangs {over[a]} "
+                    f"pixel{'s' if over[a] > 1 else ''} past the padded input (it pools "
+                    f"only the pixels inside)"
                 )
         f = window_field(f, k, s, (pads[0][0], pads[1][0]), d, out)
         mine = tuple(n for n in warnings + all_notes if n.startswith(where))
@@ -280,9 +319,10 @@ def solve(
 ) -> tuple[list[Solution], str]:
     """Every integer value of ``unknown`` giving ``n_in -> n_out``, and the bounds searched.
 
-    Bounds (beyond them the answer repeats or the layer is meaningless): kernel
-    1..n+2p; stride 1..n+2p-d(k-1) (any larger stride also gives 1 output); padding
-    0..d(k-1) for conv (more puts whole windows on zeros), 0..k/2 for pooling (PyTorch);
+    Bounds (beyond them no value can reach ``n_out``): kernel 1..n+2p; stride
+    1..n+2p-d(k-1) (any larger stride also gives 1 output); padding 0 up to the largest
+    p whose output is still <= n_out, i.e. (n_out*s + d(k-1) - n) / 2 for conv (the
+    output grows with p; PyTorch accepts any padding), 0..k/2 for pooling (PyTorch);
     dilation 1..(n+2p-1)/(k-1). ``stride=None`` means 1 for conv, ``kernel`` for pooling.
     """
     if n_in < 1 or n_out < 1:
@@ -299,7 +339,9 @@ def solve(
     elif unknown == "stride":
         hi = max(n_in + 2 * padding - dilation * (k - 1), 1)
     elif unknown == "padding":
-        hi = k // 2 if pool else dilation * (k - 1)
+        s_known = stride if stride is not None else (k if pool else 1)
+        reach = max((n_out * s_known + dilation * (k - 1) - n_in) // 2, 0)
+        hi = min(k // 2, reach) if pool else reach
     else:
         if k == 1:
             raise AnalysisError("dilation has no effect with kernel 1; give a kernel > 1")

@@ -109,10 +109,11 @@ def summary(
 
 # ------------------------------------------------------------------ calc outsize
 
-CHAIN_HELP = """Layers separated by ';', e.g. "conv k5 p2; pool k2 s2; conv k3 d2".
+CHAIN_HELP = """Layers separated by ';', e.g. "conv k5 p2; pool k2 s2 ceil; conv k3 d2".
 Each layer: a kind (conv, pool = maxpool, maxpool, avgpool, pad) then tokens in any order:
 kN kernel (kHxW rectangular), sN stride (default 1; k for pooling), pN zero padding on
-each side (pHxW), psame or pvalid, dN dilation."""
+each side (pHxW), psame or pvalid, dN dilation (conv, maxpool), ceil (pooling's
+ceil_mode)."""
 
 
 @calc_app.command("outsize")
@@ -123,42 +124,53 @@ def calc_outsize(
     layer: Annotated[list[str] | None, typer.Option(
         "--layer", "-l", help="One layer in the chain syntax (repeatable, in order).")] = None,
     kernel: Annotated[str | None, typer.Option("--kernel", "-k", metavar="K|KHxKW")] = None,
-    stride: Annotated[str | None, typer.Option("--stride", "-s", metavar="S|SHxSW",
+    stride: Annotated[str | None, typer.Option("--stride", metavar="S|SHxSW",
                                                help="[default: 1; the kernel for pooling]")]
     = None,
-    padding: Annotated[str, typer.Option("--padding", "-p", metavar="P|PHxPW|same|valid")]
-    = "0",
-    dilation: Annotated[str, typer.Option("--dilation", "-d", metavar="D|DHxDW")] = "1",
+    padding: Annotated[str | None, typer.Option(
+        "--padding", "-p", metavar="P|PHxPW|same|valid", help="[default: 0]")] = None,
+    dilation: Annotated[str | None, typer.Option("--dilation", "-d", metavar="D|DHxDW",
+                                                 help="[default: 1]")] = None,
     type_: Annotated[LayerType, typer.Option("--type", "-t", help="One layer's kind.")]
     = LayerType.conv,
+    ceil: Annotated[bool, typer.Option("--ceil", help="Pooling with ceil_mode=True.")]
+    = False,
     output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="N|HxW",
-        help="Wanted output size: with --solve, find the missing setting.")] = None,
+        help="Wanted output size: find the setting that is not given (or --solve).")] = None,
     solve: Annotated[Unknown | None, typer.Option(
-        "--solve", help="Which setting to solve for, given --input and --output.")] = None,
+        "--solve", help="Which setting to solve for, given --input and --output [default: "
+        "the first of kernel, stride, padding, dilation not given].")] = None,
 ) -> None:
     """Output size of conv / pooling layers: n_out = floor((n + 2p - d(k-1) - 1)/s) + 1.
 
     \b
     One layer:    convlab calc outsize --input 28 --kernel 5 --padding 2
     'same':       convlab calc outsize --input 28 --kernel 4 --padding same
-    A chain:      convlab calc outsize --input 28x32 --chain "conv k5 p2; pool k2; conv k3 d2"
+    A chain:      convlab calc outsize --input 28x32 --chain "conv k5 p2; pool k3 s2 ceil"
     Repeated:     convlab calc outsize --input 28 --layer "conv k5" --layer "pool k2"
-    The inverse:  convlab calc outsize --input 28 --output 14 --solve stride --kernel 2
-    (--solve lists every integer solution in the searched range, or exits 2 if none.)
+    The inverse:  convlab calc outsize --input 28 --output 14 --kernel 2   (solves the stride)
+    Named:        convlab calc outsize -i 10 -o 14 --solve padding -k 3
+    (The inverse lists every integer solution, or exits 2 if none.)
     """
     from convlab.analysis import outsize as O
     from convlab.analysis.common import AnalysisError, parse_hw
 
     hw = parse_hw(input_)
     if solve is not None or output is not None:
-        if solve is None or output is None:
-            raise AnalysisError("the inverse problem needs both --output and --solve "
-                                "(kernel, stride, padding or dilation)")
+        if output is None:
+            raise AnalysisError("--solve needs the wanted size: --output N (or HxW)")
         if chain or layer:
-            raise AnalysisError("--solve works on one layer; leave out --chain and --layer")
-        _solve(hw, parse_hw(output, "--output"), solve.value, kernel, stride, padding,
-               dilation, type_.value)
+            raise AnalysisError("the inverse works on one layer; leave out --chain and --layer")
+        if ceil:
+            raise AnalysisError("the inverse is for floor mode; leave out --ceil")
+        given = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        unknown = solve.value if solve is not None else _missing(given, type_.value)
+        if given[unknown] is not None:
+            raise AnalysisError(f"--solve {unknown} and --{unknown} {given[unknown]}: leave "
+                                f"out the one to solve for")
+        _solve(hw, parse_hw(output, "--output"), unknown, kernel, stride, padding or "0",
+               dilation or "1", type_.value, assumed=solve is None)
         return
     if chain and layer:
         raise AnalysisError("give the layers either with --chain or with --layer, not both")
@@ -169,14 +181,27 @@ def calc_outsize(
     elif kernel is not None:
         words = [type_.value, f"k{kernel}"]
         words += [f"s{stride}"] if stride is not None else []
-        words += [f"p{padding}"] if padding != "0" else []
-        words += [f"d{dilation}"] if dilation != "1" else []
+        words += [f"p{padding}"] if padding not in (None, "0") else []
+        words += [f"d{dilation}"] if dilation not in (None, "1") else []
+        words += ["ceil"] if ceil else []
         layers = [O.parse_layer(" ".join(words))]
     else:
         raise AnalysisError("give a layer: --kernel K (with --stride/--padding/--dilation), "
                             "--chain \"conv k5 p2; pool k2\" or --layer ... (repeatable)")
     result = O.run_chain(hw, layers)
     _print_chain(result)
+
+
+def _missing(given: dict[str, str | None], kind: str) -> str:
+    """The setting to solve for when --solve is not said: the first one not given."""
+    from convlab.analysis.common import AnalysisError
+
+    for name in ("kernel", "stride", "padding", "dilation"):
+        if given[name] is None:
+            return name
+    raise AnalysisError(f"--output with kernel, stride, padding and dilation all given: "
+                        f"nothing to solve for; leave one out (or drop --output to compute "
+                        f"the {kind}'s output)")
 
 
 def _pt(p: tuple[int, int]) -> str:
@@ -189,11 +214,15 @@ def _arith(step: Any) -> str:
         return f"n + 2p = {_pt(step.out_hw)}"
     parts = []
     k, s, d = step.layer.kernel, step.layer.strides, step.layer.dilation
+    rnd = "ceil" if step.layer.ceil else "floor"
     for a in (0, 1):
         pb, pa = step.pad[a]
         pad = f"2*{pb}" if pb == pa else f"{pb} + {pa}"
-        parts.append(f"floor(({step.in_hw[a]} + {pad} - {d[a]}*({k[a]} - 1) - 1) / {s[a]}) + 1"
-                     f" = {step.out_hw[a]}")
+        value = f"{rnd}(({step.in_hw[a]} + {pad} - {d[a]}*({k[a]} - 1) - 1) / {s[a]}) + 1"
+        span = d[a] * (k[a] - 1) + 1
+        if step.layer.ceil and -(-(step.in_hw[a] + pb + pa - span) // s[a]) + 1 > step.out_hw[a]:
+            value += " - 1 (a last window would start in the padding)"
+        parts.append(f"{value} = {step.out_hw[a]}")
     return parts[0] if parts[0] == parts[1] else f"H: {parts[0]};  W: {parts[1]}"
 
 
@@ -217,7 +246,9 @@ def _print_chain(result: Any) -> None:
 
 
 def _solve(hw: tuple[int, int], want: tuple[int, int], unknown: str, kernel: str | None,
-           stride: str | None, padding: str, dilation: str, kind: str) -> None:
+           stride: str | None, padding: str, dilation: str, kind: str,
+           assumed: bool = False) -> None:
+    """Print every integer value of ``unknown`` (per axis when they differ)."""
     from convlab.analysis import outsize as O
     from convlab.analysis.common import AnalysisError, parse_hw
 
@@ -231,6 +262,9 @@ def _solve(hw: tuple[int, int], want: tuple[int, int], unknown: str, kernel: str
     d = parse_hw(dilation, "--dilation")
     axes = [0] if hw[0] == hw[1] and want[0] == want[1] else [0, 1]
     con = _console()
+    if assumed:
+        con.print(f"solving for the {unknown}: the first setting not given (--solve names "
+                  f"another)", markup=False)
     per_axis = []
     for a in axes:
         sols, bounds = O.solve(
