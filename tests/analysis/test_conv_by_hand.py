@@ -117,3 +117,25 @@ def test_malformed_matrices(text: str, message: str) -> None:
 def test_kernel_too_large() -> None:
     with pytest.raises(AnalysisError, match="does not fit in the 2x2 padded image"):
         conv_by_hand(parse_matrix("1 2; 3 4"), parse_matrix("box3"))
+
+
+def test_dilation_matches_torch_conv2d() -> None:
+    gen = torch.Generator().manual_seed(3)
+    for d, s, p, k in itertools.product((1, 2, 3), (1, 2), (0, 1, 2), (2, 3)):
+        if d * (k - 1) + 1 > 7 + 2 * p:
+            continue
+        x = torch.randint(-4, 5, (7, 7), generator=gen)
+        w = torch.randint(-3, 4, (k, k), generator=gen)
+        hc = conv_by_hand(_fr(x), _fr(w), padding=p, stride=s, dilation=d)
+        want = F.conv2d(x[None, None].double(), w[None, None].double(), stride=s, padding=p,
+                        dilation=d)[0, 0]
+        assert torch.equal(torch.tensor([[float(v) for v in r] for r in hc.result]), want)
+    hc = conv_by_hand(_fr(torch.arange(25).view(5, 5)), _fr(torch.eye(2)), dilation=2)
+    assert format_term(hc.outputs[0]) == "y[0,0] = 0*1 + 2*0 + 10*0 + 12*1 = 12"
+    assert "dilation 2" in render(hc) and "2*(2 - 1) - 1" in render(hc)
+    with pytest.raises(AnalysisError, match="dilation 3 spreads it over 7x7"):
+        conv_by_hand(_fr(torch.ones(5, 5)), _fr(torch.ones(3, 3)), dilation=3)
+
+
+def _fr(t: torch.Tensor) -> list[list[Fraction]]:
+    return [[Fraction(int(v)) for v in row] for row in t.tolist()]

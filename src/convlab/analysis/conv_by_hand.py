@@ -2,7 +2,11 @@
 
 What a CNN layer computes (``torch.nn.functional.conv2d``) is a *cross-correlation*::
 
-    y[i, j] = sum_{u, v} x_pad[i*s + u, j*s + v] * w[u, v]
+    y[i, j] = sum_{u, v} x_pad[i*s + u*d, j*s + v*d] * w[u, v]
+
+with dilation ``d`` spreading the kernel's taps ``d`` pixels apart (a span of
+``d(k - 1) + 1``; Yu & Koltun, "Multi-scale context aggregation by dilated
+convolutions", 2016).
 
 The signal-processing *convolution* flips the kernel first (rotates it by 180 degrees):
 ``w'[u, v] = w[k_h - 1 - u, k_w - 1 - v]``. The two agree for symmetric kernels (box,
@@ -118,6 +122,7 @@ class HandConv:
     flip: bool
     outputs: list[OutputTerm]
     result: Matrix
+    dilation: int = 1
 
 
 def flip_kernel(w: Matrix) -> Matrix:
@@ -126,23 +131,29 @@ def flip_kernel(w: Matrix) -> Matrix:
 
 
 def conv_by_hand(
-    image: Matrix, kernel: Matrix, padding: int = 0, stride: int = 1, flip: bool = False
+    image: Matrix, kernel: Matrix, padding: int = 0, stride: int = 1, flip: bool = False,
+    dilation: int = 1,
 ) -> HandConv:
-    """Slide ``kernel`` over ``image`` zero-padded by ``padding``, stepping ``stride``.
+    """Slide ``kernel`` over ``image`` zero-padded by ``padding``, stepping ``stride``,
+    its taps ``dilation`` pixels apart.
 
     Cross-correlation by default (what ``nn.Conv2d`` computes); ``flip=True`` gives the
-    convolution of signal processing. Output size per axis: (n + 2p - k) // s + 1.
+    convolution of signal processing. Output size per axis: (n + 2p - d(k-1) - 1) // s + 1.
     """
     if padding < 0:
         raise AnalysisError(f"--padding {padding}: expected an integer >= 0")
     if stride < 1:
         raise AnalysisError(f"--stride {stride}: expected an integer >= 1")
+    if dilation < 1:
+        raise AnalysisError(f"--dilation {dilation}: expected an integer >= 1")
     h, w = len(image), len(image[0])
     kh, kw = len(kernel), len(kernel[0])
+    sh, sw = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1  # the dilated kernel's span
     ph, pw = h + 2 * padding, w + 2 * padding
-    if kh > ph or kw > pw:
+    if sh > ph or sw > pw:
+        spans = f" (dilation {dilation} spreads it over {sh}x{sw})" if dilation > 1 else ""
         raise AnalysisError(
-            f"the {kh}x{kw} kernel does not fit in the {ph}x{pw} padded image "
+            f"the {kh}x{kw} kernel{spans} does not fit in the {ph}x{pw} padded image "
             f"({h}x{w} + 2*{padding}); use a smaller kernel or more padding"
         )
     zero = Fraction(0)
@@ -151,19 +162,20 @@ def conv_by_hand(
         for c in range(w):
             padded[r + padding][c + padding] = image[r][c]
     applied = flip_kernel(kernel) if flip else kernel
-    oh, ow = (ph - kh) // stride + 1, (pw - kw) // stride + 1  # floor((n + 2p - k) / s) + 1
+    oh, ow = (ph - sh) // stride + 1, (pw - sw) // stride + 1  # floor((n+2p-d(k-1)-1)/s)+1
     outputs, result = [], []
     for i in range(oh):
         row = []
         for j in range(ow):
             top, left = i * stride, j * stride
-            terms = [(padded[top + u][left + v], applied[u][v])
+            terms = [(padded[top + u * dilation][left + v * dilation], applied[u][v])
                      for u in range(kh) for v in range(kw)]
             out = OutputTerm(i, j, top, left, terms)
             outputs.append(out)
             row.append(out.value)
         result.append(row)
-    return HandConv(image, kernel, applied, padded, padding, stride, flip, outputs, result)
+    return HandConv(image, kernel, applied, padded, padding, stride, flip, outputs, result,
+                    dilation)
 
 
 # ------------------------------------------------------------------ rendering
@@ -204,10 +216,14 @@ def render(hc: HandConv) -> str:
     oh, ow = len(hc.result), len(hc.result[0])
     op = ("convolution (kernel flipped by 180 degrees)" if hc.flip
           else "cross-correlation (what nn.Conv2d computes; --flip for convolution)")
+    d = hc.dilation
+    span_h = f"{kh}" if d == 1 else f"{d}*({kh} - 1) - 1"
+    span_w = f"{kw}" if d == 1 else f"{d}*({kw} - 1) - 1"
     lines = [
-        f"{op}: {h}x{w} input, {kh}x{kw} kernel, padding {hc.padding}, stride {hc.stride}",
-        f"output size: ({h} + 2*{hc.padding} - {kh}) // {hc.stride} + 1 = {oh} rows, "
-        f"({w} + 2*{hc.padding} - {kw}) // {hc.stride} + 1 = {ow} columns",
+        f"{op}: {h}x{w} input, {kh}x{kw} kernel, padding {hc.padding}, stride {hc.stride}"
+        + (f", dilation {d}" if d > 1 else ""),
+        f"output size: ({h} + 2*{hc.padding} - {span_h}) // {hc.stride} + 1 = {oh} rows, "
+        f"({w} + 2*{hc.padding} - {span_w}) // {hc.stride} + 1 = {ow} columns",
         "",
         f"padded input ({len(hc.padded)}x{len(hc.padded[0])}):",
         format_matrix(hc.padded),
@@ -217,7 +233,8 @@ def render(hc: HandConv) -> str:
     ]
     if hc.flip:
         lines += ["", "kernel flipped (as applied):", format_matrix(hc.applied)]
-    lines += ["", "sums of products (window top-left at padded row i*s, column j*s):"]
+    taps = "" if d == 1 else f"; taps {d} apart"
+    lines += ["", f"sums of products (window top-left at padded row i*s, column j*s{taps}):"]
     lines += [format_term(o) for o in hc.outputs]
     lines += ["", f"result ({oh}x{ow}):", format_matrix(hc.result)]
     return "\n".join(lines) + "\n"

@@ -318,7 +318,9 @@ def calc_conv(
         "--kernel", "-k", metavar="MATRIX|FILE|NAME",
         help="Inline, a file, or one of: sobel_x, sobel_y, box3, gaussian3, laplacian.")],
     padding: Annotated[int, typer.Option("--padding", "-p", help="Zeros on each side.")] = 0,
-    stride: Annotated[int, typer.Option("--stride", "-s")] = 1,
+    stride: Annotated[int, typer.Option("--stride", help="Step between windows.")] = 1,
+    dilation: Annotated[int, typer.Option(
+        "--dilation", "-d", help="Spacing of the kernel's taps (1: adjacent).")] = 1,
     flip: Annotated[bool, typer.Option(
         "--flip", help="Convolution proper (kernel rotated 180 degrees) instead of the "
         "cross-correlation that nn.Conv2d computes.")] = False,
@@ -330,7 +332,7 @@ def calc_conv(
     from convlab.analysis.conv_by_hand import conv_by_hand, parse_matrix, render
 
     hc = conv_by_hand(parse_matrix(image, "--image"), parse_matrix(kernel, "--kernel"),
-                      padding, stride, flip)
+                      padding, stride, flip, dilation)
     sys.stdout.write(render(hc))
 
 
