@@ -221,6 +221,9 @@ class TrainConfig(Strict):
     track_grad_norms: PositiveInt | None = None  # every N steps into steps.csv
     checkpoint_every: PositiveInt | None = None  # steps; a checkpoint also ends every epoch
     eval_train: bool = False  # also re-evaluate the train split in eval mode each epoch
+    eval_at_start: bool = Field(False, description=(
+        "evaluate every split before the first step: an epoch-0 row in metrics.csv (the "
+        "untrained model's loss and accuracy, drawn in the curves)"))
 
     @field_validator("device")
     @classmethod

@@ -10,7 +10,7 @@
         model.safetensors      the final (or restored best) weights
         normalizer.safetensors the input normalization fitted on the training split
         checkpoint/            the latest end-of-epoch state, for --resume
-        steps.csv              per-step gradient norms, when tracked
+        steps.csv              train metrics every log_every steps; gradient norms when tracked
 
 Every file is written to a temporary name in the same folder and renamed, so a reader
 never sees half a file; ``summary.json`` is updated after the files it describes, so a
@@ -240,8 +240,18 @@ class Run:
         atomic_write(self.path / "metrics.csv", rows_to_csv(rows, METRIC_FIELDS))
 
     def write_steps(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            atomic_write(self.path / "steps.csv", rows_to_csv(rows, rows[0].keys()))
+        """steps.csv from rows of different kinds (gradient norms, interval train
+        metrics), each with a ``step``: rows of one step and epoch become one line; a
+        column a row lacks is left blank. (A gradient row of step ``s`` is the gradient
+        of step ``s + 1``; an epoch's last metrics row, after step ``s``, stays apart.)"""
+        merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for r in rows:
+            merged.setdefault((r["step"], r.get("epoch")), {}).update(r)
+        if not merged:
+            return
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        lines = [merged[k] for k in sorted(merged)]
+        atomic_write(self.path / "steps.csv", rows_to_csv(lines, fields))
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files a killed writer left (``.NAME.tmp-PID``); return how many."""
@@ -268,22 +278,22 @@ class Run:
 
     @property
     def steps(self) -> dict[str, list[float]]:
-        """steps.csv (gradient norms every ``train.track_grad_norms`` steps) as columns;
-        empty when the run has none or the file is unreadable (an optional file)."""
+        """steps.csv as columns, one value per line, NaN where a line has none: gradient
+        norms every ``train.track_grad_norms`` steps (``total`` and one per layer) and
+        train metrics every ``train.log_every`` steps (``at_epoch``, ``train_loss``,
+        ``train_top1``, ``lr``). Empty when the run has none or the file is unreadable
+        (an optional file)."""
         path = self.path / "steps.csv"
         if not path.exists():
             return {}
-        cols: dict[str, list[float]] = {}
         try:
             with open(path, newline="") as f:
-                for row in csv.DictReader(f):
-                    for k, v in row.items():
-                        if k is not None and v not in (None, ""):
-                            cols.setdefault(k, []).append(float(v))
+                rows = list(csv.DictReader(f))
+            cols = {k: [float(r[k]) if r.get(k) not in (None, "") else float("nan")
+                        for r in rows] for k in (rows[0] if rows else {}) if k is not None}
         except (OSError, ValueError, csv.Error):
             return {}
-        n = len(cols.get("step", []))
-        return {k: v for k, v in cols.items() if len(v) == n} if n else {}
+        return cols if any(v == v for v in cols.get("step", [])) else {}
 
     def metric(self, split: str, name: str) -> list[float]:
         """One metric per epoch for one split, e.g. ``run.metric("test", "top1")``."""

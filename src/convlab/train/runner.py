@@ -314,7 +314,7 @@ def _fit_and_close(
     # state.pt is the truth: a kill between its rename and metrics.csv's leaves the csv
     # files one checkpoint behind, and a resume after the last epoch saves no checkpoint
     run.write_metrics(st.history)
-    run.write_steps(st.grad_rows)
+    run.write_steps([*st.grad_rows, *st.step_rows])
     run.write_summary(
         status=status, **summarize(st, trainer.cfg), restored_best=restored, steps=st.step,
         message=trainer.message, signal=trainer.stop_requested or None,
