@@ -69,3 +69,41 @@ def test_save_affine(tmp_path: Path) -> None:
     path = save_affine(m, tmp_path / "affine.safetensors")
     data = load_file(str(path))
     assert torch.equal(data["A"], m.A) and torch.equal(data["b"], m.b)
+
+
+def test_made_linear_module_keeps_the_trained_weights() -> None:
+    """Replacing activations in place keeps every weight; A equals the Jacobian of the
+    same weights with the activations removed by hand (checked with torch.func)."""
+    from convlab.analysis.affine import make_linear_module
+
+    model = resolve_model("lenet5").model
+    with torch.no_grad():  # stand-in for training: weights no builder would draw
+        gen = torch.Generator().manual_seed(5)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    lin = make_linear_module(model)
+    assert nonaffine_layers(lin) == [] and nonaffine_layers(model) != []
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in lin.state_dict().items())
+    m = linearize(lin, (1, 28, 28))
+    by_hand = build_from_settings("lenet5", make_linear_settings(resolve_model("lenet5")
+                                                                 .settings), (1, 28, 28), 10)
+    by_hand.load_state_dict(model.state_dict())
+    f = by_hand.double().eval()
+    jac = torch.func.jacrev(lambda x: f(x.view(1, 1, 28, 28))[0])(
+        torch.zeros(784, dtype=torch.float64))
+    assert torch.allclose(m.A, jac, atol=1e-12)
+    assert torch.equal(linearize(make_linear_module(model), (1, 28, 28)).A, m.A)
+
+
+def test_max_pool_module_becomes_average_pool_of_the_same_geometry() -> None:
+    from torch import nn
+
+    from convlab.analysis.affine import make_linear_module
+
+    lin = make_linear_module(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(),
+                                           nn.MaxPool2d(3, 2, 1, ceil_mode=True)))
+    pool = lin[2]
+    assert isinstance(lin[1], nn.Identity) and isinstance(pool, nn.AvgPool2d)
+    assert (pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode) == (3, 2, 1, True)
+    with pytest.raises(AnalysisError, match="dilated max pool"):
+        make_linear_module(nn.Sequential(nn.MaxPool2d(2, dilation=2)))

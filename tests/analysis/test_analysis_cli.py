@@ -225,3 +225,65 @@ def test_calc_outsize_solves_the_setting_not_given(cli: Cli) -> None:
                         "2", "-p", "0", "-d", "1")[::2], "nothing to solve for")
     code, out, _ = cli("calc", "outsize", "-i", "5", "--chain", "pool k2 s2 p1 ceil")
     assert code == 0 and "output: 3" in out and "- 1 (a last window" in out
+
+
+def test_run_folder_options_are_applied_or_refused(cli: Cli, tmp_path: Path) -> None:
+    """--input reruns a fully convolutional run at another size; --set and --classes cannot
+    change trained weights and say so; linearize keeps the trained weights (same A twice,
+    equal to the A of the run's own model made linear)."""
+    import torch
+
+    from conftest import tiny_config
+    from convlab import run
+    from convlab.analysis.affine import linearize, make_linear_module
+
+    model = {"name": "cnn", "stages": [{"channels": 4}], "head": {"type": "gap"}}
+    r = run(tiny_config(model=model, train={"epochs": 1, "batch_size": 64, "threads": 1}),
+            runs_dir=tmp_path / "runs")
+    code, out, _ = cli("summary", str(r.path), "--input", "1x24x24", "-f", "csv")
+    assert code == 0 and "stage1.body.conv1,Conv2d,4x24x24" in out
+    one_line_error(*cli("summary", str(r.path), "--set", "model.stages.0.kernel=5")[::2],
+                   "a run folder's trained model cannot be changed")
+    one_line_error(*cli("summary", str(r.path), "--classes", "7")[::2],
+                   "was trained for 4 classes")
+    one_line_error(*cli("summary", str(r.path), "--input", "3x24x24")[::2],
+                   "takes 1-channel images")
+    paths = [tmp_path / f"a{i}.safetensors" for i in (1, 2)]
+    for p in paths:
+        code, out, _ = cli("probe", "linearize", str(r.path), "--make-linear", "--save", str(p))
+        assert code == 0, out
+    a1, a2 = (load_file(str(p))["A"] for p in paths)
+    want = linearize(make_linear_module(r.load_model()), (1, 12, 12)).A
+    assert torch.equal(a1, a2) and torch.allclose(a1, want, atol=1e-12)
+
+
+def test_flatten_run_refuses_another_input_size(cli: Cli, tmp_path: Path) -> None:
+    from conftest import tiny_config
+    from convlab import run
+
+    r = run(tiny_config(model={"name": "cnn", "stages": [{"channels": 4}]},
+                        train={"epochs": 1, "batch_size": 64, "threads": 1}),
+            runs_dir=tmp_path / "runs")
+    one_line_error(*cli("summary", str(r.path), "--input", "1x24x24")[::2],
+                   "(trained at 1x12x12) cannot take it")
+
+
+def test_pretrained_config_summary_needs_no_weights(cli: Cli, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shapes and counts need no ImageNet weights: nothing is read or fetched."""
+    import convlab.models.resnet as R
+
+    def no_fetch(*a: object, **k: object) -> None:
+        raise AssertionError("the summary of an architecture fetched pretrained weights")
+
+    monkeypatch.setattr(R, "imagenet_state_dict", no_fetch)
+    exp = tmp_path / "ft.yaml"
+    exp.write_text(yaml.safe_dump({
+        "data": {"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32], "classes": 10}},
+        "model": {"name": "resnet18", "weights": "imagenet", "freeze": "backbone"}}))
+    code, out, err = cli("summary", str(exp), "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["totals"]["params"] == 11_181_642  # resnet18, 10 classes
+    code, out, err = cli("budget", str(exp), "--model", "mlp", "--vary", "hidden_width",
+                         "--input", "3x32x32")
+    assert code == 0, err

@@ -39,6 +39,7 @@ def test_lenet5_every_number_by_hand() -> None:
     assert c1.macs == 6 * 28 * 28 * 25 == 117_600  # each output: 1*5*5 MACs
     assert c1.rf == (5, 5) and c1.jump == (1, 1)
     # an FC layer from 1*28*28 = 784 inputs to 6*28*28 = 4704 outputs: 784*4704 + 4704
+    assert (c1.fc_weights, c1.fc_biases) == (784 * 4704, 4704)
     assert c1.fc_params == 784 * 4704 + 4704 == 3_692_640
     p1 = rows["stage1.post.pool"]
     # r = 5 + (2-1)*1 = 6, j = 1*2 = 2; 28 / 2 = 14
@@ -136,3 +137,13 @@ def test_unknown_model_and_bad_shape() -> None:
 
     with pytest.raises(AnalysisError, match="CxHxW"):
         parse_shape("28x28")
+
+
+def test_fc_equivalent_of_a_conv_without_bias_has_no_biases() -> None:
+    """x*y*z * x'*y'*z' weights can be read off directly; no biases after bias=False."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Conv2d(4, 2, 3))
+    rows = summarize(model, (3, 8, 8)).rows
+    assert (rows[0].fc_weights, rows[0].fc_biases) == (3 * 8 * 8 * 4 * 6 * 6, 0)
+    assert (rows[1].fc_weights, rows[1].fc_biases) == (4 * 6 * 6 * 2 * 4 * 4, 2 * 4 * 4)
+    assert render_csv(summarize(model, (3, 8, 8))).splitlines()[0].endswith(
+        "fc_weights,fc_biases")

@@ -61,6 +61,38 @@ def make_linear_settings(settings: Any) -> Any:
     return settings
 
 
+ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
+)
+
+
+def make_linear_module(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its weights, every activation the identity and every max
+    pool an average pool of the same geometry.
+
+    Why on the module, not the settings: a trained network must keep its trained
+    weights (rebuilding from settings would draw new random ones).
+    """
+    out = copy.deepcopy(model)
+    for name, m in list(out.named_modules()):
+        new: nn.Module | None = None
+        if isinstance(m, ELEMENTWISE):
+            new = nn.Identity()
+        elif isinstance(m, nn.MaxPool2d):
+            if m.dilation not in (1, (1, 1)):
+                raise AnalysisError(f"layer {name}: a dilated max pool has no average-pool "
+                                    f"equivalent (nn.AvgPool2d has no dilation)")
+            new = nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                               count_include_pad=False)
+        elif isinstance(m, nn.AdaptiveMaxPool2d):
+            new = nn.AdaptiveAvgPool2d(m.output_size)
+        if new is not None:
+            parent, _, leaf = name.rpartition(".")
+            setattr(out.get_submodule(parent) if parent else out, leaf, new)
+    return out
+
+
 @dataclass(frozen=True)
 class AffineMap:
     """f(x) = A @ x.flatten() + b, and how well that reproduces the network."""

@@ -42,8 +42,16 @@ class LayerRow:
     rf: tuple[int, int] | None  # receptive-field size (H, W) at this output; None unknown
     jump: tuple[int, int] | None  # product of the strides so far
     macs: int  # multiply-accumulates for one image
-    fc_params: int | None = None  # conv only: an FC map of the same input to the same output
+    # conv only: a fully connected map of the same input to the same output needs
+    # (x*y*z) * (x'*y'*z') weights, and one bias per output if the conv has biases
+    fc_weights: int | None = None
+    fc_biases: int | None = None
     shared: bool = False  # a second call of a module whose parameters were counted already
+
+    @property
+    def fc_params(self) -> int | None:
+        """FC-equivalent weights plus biases (conv only)."""
+        return None if self.fc_weights is None else self.fc_weights + (self.fc_biases or 0)
 
 
 @dataclass(frozen=True)
@@ -95,13 +103,14 @@ def summarize(model: nn.Module, in_shape: tuple[int, int, int], label: str = "")
             weights = sum(p.numel() for n, p in own if n != "bias")
             biases = sum(p.numel() for n, p in own if n == "bias")
             f: Field | None = tracker.field(out)
-            fc = None
+            fc_w = fc_b = None
             if isinstance(m, nn.Conv2d) and inp is not None:
-                fc = inp[0].numel() * out[0].numel() + out[0].numel()
+                fc_w = inp[0].numel() * out[0].numel()
+                fc_b = out[0].numel() if m.bias is not None else 0
             rows.append(LayerRow(
                 name, type(m).__name__, tuple(int(s) for s in out.shape[1:]), weights, biases,
                 weights + biases, f.size if f else None, f.jump if f else None,
-                _macs(m, inp, out) if inp is not None else 0, fc, shared,
+                _macs(m, inp, out) if inp is not None else 0, fc_w, fc_b, shared,
             ))
 
         hooks.append(mod.register_forward_hook(hook))
@@ -120,7 +129,7 @@ def summarize(model: nn.Module, in_shape: tuple[int, int, int], label: str = "")
 # ------------------------------------------------------------------ renderers
 
 COLUMNS = ("name", "type", "output", "weights", "biases", "params", "rf", "jump", "macs",
-           "fc_params")
+           "fc_weights", "fc_biases")
 
 
 def _cells(r: LayerRow, sep: bool) -> list[str]:
@@ -129,7 +138,8 @@ def _cells(r: LayerRow, sep: bool) -> list[str]:
     return [
         r.name, r.type + (" (reused)" if r.shared else ""), "x".join(map(str, r.out_shape)),
         n(r.weights), n(r.biases), n(r.params), rf, jump, n(r.macs),
-        "" if r.fc_params is None else n(r.fc_params),
+        "" if r.fc_weights is None else n(r.fc_weights),
+        "" if r.fc_biases is None else n(r.fc_biases),
     ]
 
 

@@ -72,11 +72,64 @@ def _console() -> Any:
 
 
 def _resolve(target: str, input_: str | None, classes: int | None,
-             set_: list[str] | None) -> Any:
-    from convlab.analysis.common import parse_shape, resolve_model
+             set_: list[str] | None, *, architecture: bool = False) -> Any:
+    """The model a command analyses; ``architecture``: pretrained weights are not needed
+    (shapes, parameters, receptive fields), so none are loaded or downloaded."""
+    from convlab.analysis.common import is_model_name, parse_shape, resolve_model
 
     shape = parse_shape(input_) if input_ else None
-    return resolve_model(target, shape, classes, set_ or [])
+    if (Path(target) / "summary.json").is_file():
+        return _resolve_run(target, shape, classes, set_)
+    overrides = list(set_ or [])
+    if architecture and _pretrained(target, overrides):
+        overrides.append("weights=none" if is_model_name(target) else "model.weights=none")
+    return resolve_model(target, shape, classes, overrides)
+
+
+def _pretrained(target: str, overrides: list[str]) -> bool:
+    """Whether the model of ``target`` would load pretrained weights when built."""
+    from convlab.analysis.common import is_model_name, model_settings
+    from convlab.config import load_config
+    from convlab.errors import ConvlabError
+
+    try:
+        settings = (model_settings(target, overrides) if is_model_name(target)
+                    else load_config(target, overrides).model.settings)
+    except (ConvlabError, ValueError):
+        return False  # resolve_model reports the problem itself
+    return settings.get("weights", "none") not in ("none", None)
+
+
+def _resolve_run(target: str, shape: tuple[int, int, int] | None, classes: int | None,
+                 set_: list[str] | None) -> Any:
+    """A run folder's trained model; --input applies when the model can take it (a fully
+    convolutional run at another size), --classes and --set cannot change trained weights."""
+    import dataclasses
+
+    from convlab.analysis.common import AnalysisError, resolve_model
+    from convlab.errors import ConvlabError
+    from convlab.models import check_shapes
+
+    if set_:
+        raise AnalysisError(f"--set {set_[0]}: a run folder's trained model cannot be "
+                            f"changed; analyse its experiment instead: "
+                            f"{Path(target) / 'config.yaml'} --set ...")
+    r = resolve_model(target)
+    if classes is not None and classes != r.num_classes:
+        raise AnalysisError(f"--classes {classes}: run {target} was trained for "
+                            f"{r.num_classes} classes")
+    if shape is None or shape == r.in_shape:
+        return r
+    if shape[0] != r.in_shape[0]:
+        raise AnalysisError(f"--input {'x'.join(map(str, shape))}: run {target} takes "
+                            f"{r.in_shape[0]}-channel images")
+    try:
+        check_shapes(r.model, shape)
+    except ConvlabError as e:
+        raise AnalysisError(f"--input {'x'.join(map(str, shape))}: run {target}'s model "
+                            f"(trained at {'x'.join(map(str, r.in_shape))}) cannot take it: "
+                            f"{str(e).split(': ', 1)[-1]}") from None
+    return dataclasses.replace(r, in_shape=shape)
 
 
 # ------------------------------------------------------------------ summary
@@ -91,13 +144,14 @@ def summary(
     = Format.table,
 ) -> None:
     """One row per layer: output shape, weights, biases, parameters, receptive field and
-    jump, multiply-accumulates; for each conv also the parameters an FC layer would need.
+    jump, multiply-accumulates; for each conv also the weights and biases a fully connected
+    layer of the same input and output would need (fc_weights = x*y*z * x'*y'*z').
 
     Example: convlab summary pw1 --input 3x32x32
     """
     from convlab.analysis import summary as S
 
-    r = _resolve(target, input_, classes, set_)
+    r = _resolve(target, input_, classes, set_, architecture=True)
     s = S.summarize(r.model, r.in_shape, r.label)
     if format_ is Format.table:
         _console().print(S.render_table(s))
@@ -357,7 +411,7 @@ def calc_rf(
 
     from convlab.analysis.receptive_field import compare_fields, field_text, stage_layers
 
-    r = _resolve(target, input_, classes, set_)
+    r = _resolve(target, input_, classes, set_, architecture=True)
     t = Table("layer", "rf", "jump", "unit", "analytic rows / cols", "gradient rows / cols",
               "agree", title=f"{r.label}, input {'x'.join(map(str, r.in_shape))}")
     checks = compare_fields(r.model, r.in_shape,
@@ -498,7 +552,7 @@ def probe_linearize(
     target: Target,
     make_linear: Annotated[bool, typer.Option(
         "--make-linear", help="Replace every activation by the identity and max pooling "
-        "by average pooling first.")] = False,
+        "by average pooling first, keeping the (trained) weights.")] = False,
     input_: InputOpt = None,
     classes: ClassesOpt = None,
     set_: SetOpt = None,
@@ -511,14 +565,14 @@ def probe_linearize(
 
     Example: convlab probe linearize lenet5 --make-linear --save lenet5-affine.safetensors
     """
-    from convlab.analysis import affine as L
-    from convlab.analysis.common import build_from_settings
+    import torch
 
-    r = _resolve(target, input_, classes, set_)
-    model = r.model
-    if make_linear:
-        settings = L.make_linear_settings(r.settings)
-        model = build_from_settings(r.model_name, settings, r.in_shape, r.num_classes)
+    from convlab.analysis import affine as L
+
+    with torch.random.fork_rng():  # a model name: the same random weights on every call
+        torch.manual_seed(0)
+        r = _resolve(target, input_, classes, set_)
+    model = L.make_linear_module(r.model) if make_linear else r.model  # weights kept
     m = L.linearize(model, r.in_shape, tol=tol)
     con = _console()
     con.print(f"{r.label}{' (made linear)' if make_linear else ''}: "
@@ -564,7 +618,7 @@ def budget(
     from convlab.analysis.common import AnalysisError, parse_shape
 
     shape = parse_shape(input_) if input_ else None
-    base = _resolve(model, input_, classes, set_)
+    base = _resolve(model, input_, classes, set_, architecture=True)
     count = _target_count(target, shape, classes)
     candidates = None
     if range_ is not None:
@@ -593,7 +647,11 @@ def _target_count(text: str, shape: tuple[int, int, int] | None, classes: int | 
     else:
         if value.is_integer() and value > 0:
             return int(value)
-    ref = resolve_model(text, shape, classes)
+    from convlab.analysis.common import is_model_name
+
+    no_weights = ([("weights=none" if is_model_name(text) else "model.weights=none")]
+                  if _pretrained(text, []) else [])  # a count needs no pretrained weights
+    ref = resolve_model(text, shape, classes, no_weights)
     return sum(p.numel() for p in ref.model.parameters())
 
 
