@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: rich markup would eat "[default: ...]" written in a help text
+    rich_markup_mode=None,
 )
 config_app = typer.Typer(help="Show and check experiment configs.", no_args_is_help=True)
 models_app = typer.Typer(help="The registered models.", no_args_is_help=True)

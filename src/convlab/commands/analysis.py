@@ -199,12 +199,12 @@ def calc_outsize(
     """Output size of conv / pooling layers: n_out = floor((n + 2p - d(k-1) - 1)/s) + 1.
 
     \b
-    One layer:    convlab calc outsize --input 28 --kernel 5 --padding 2
-    'same':       convlab calc outsize --input 28 --kernel 4 --padding same
-    A chain:      convlab calc outsize --input 28x32 --chain "conv k5 p2; pool k3 s2 ceil"
-    Repeated:     convlab calc outsize --input 28 --layer "conv k5" --layer "pool k2"
-    The inverse:  convlab calc outsize --input 28 --output 14 --kernel 2   (solves the stride)
-    Named:        convlab calc outsize -i 10 -o 14 --solve padding -k 3
+    One layer:  convlab calc outsize -i 28 --kernel 5 --padding 2
+    'same':     convlab calc outsize -i 28 --kernel 4 --padding same
+    A chain:    convlab calc outsize -i 28x32 -c "conv k5 p2; pool k3 s2 ceil"
+    Repeated:   convlab calc outsize -i 28 --layer "conv k5" --layer "pool k2"
+    Inverse:    convlab calc outsize -i 28 -o 14 --kernel 2   (solves the stride)
+    Named:      convlab calc outsize -i 10 -o 14 --solve padding -k 3
     (The inverse lists every integer solution, or exits 2 if none.)
     """
     from convlab.analysis import outsize as O
