@@ -62,7 +62,26 @@ def test_short_curves() -> None:
     assert detect_overfitting([1.0], [1.0]) is None
     assert detect_overfitting([1.0, 0.5], [0.5, 0.9]).epoch == 1  # type: ignore[union-attr]
     f = learning_curve_finding(curves([1.0], [0.5]))
-    assert "one epoch" in f.text
+    assert f.text == ("Test loss is 0.5 after 1 epoch; 1 epoch is too few to judge "
+                      "overfitting (3 or more show whether the held-out loss turns up).")
+    assert f.data["too_few_epochs"] and not f.data["overfit"]
+    # two epochs that look like overfitting still get no verdict
+    two = learning_curve_finding(curves([1.0, 0.5], [0.5, 0.9]))
+    assert "2 epochs are too few to judge overfitting" in two.text and "overfits" not in two.text
+
+
+def test_epoch_0_is_read_against_chance_and_left_out_of_the_verdict() -> None:
+    c = {"train": {"epoch": [0.0, 1.0], "loss": [2.31, 0.9], "top1": [0.1, 0.7]},
+         "test": {"epoch": [0.0, 1.0], "loss": [2.30, 0.5], "top1": [0.09, 0.85]}}
+    f = learning_curve_finding(c, num_classes=10)
+    assert f.text == ("Before training, test loss is 2.3 and top-1 error 91.0% (guessing "
+                      "among 10 classes: error 90.0%, loss ln 10 = 2.30); 0.5 after 1 epoch; "
+                      "1 epoch is too few to judge overfitting (3 or more show whether the "
+                      "held-out loss turns up).")
+    # epoch 0 (loss far above) is not the minimum the overfitting rule compares against
+    long = {s: {"epoch": [0.0, *map(float, range(1, 8))], "loss": [5.0, *ls]}
+            for s, ls in (("train", FALLING_TRAIN), ("test", U_SHAPED_TEST))}
+    assert learning_curve_finding(long).data["overfit_after"] == 4
 
 
 def test_learning_curve_sentences() -> None:
@@ -85,12 +104,13 @@ def test_learning_curve_sentences() -> None:
 
 def test_final_metrics_gap() -> None:
     big = final_metrics_finding({"train.top1": 0.99, "test.top1": 0.90})
-    assert big.kind == "warning" and "large gap of 9.0 points" in big.text
+    assert big.kind == "warning"
+    assert "train accuracy is 9.0 points above test accuracy, a large gap" in big.text
     assert big.data["gap_points"] == pytest.approx(9.0)
     same = final_metrics_finding({"train.top1": 0.975, "test.top1": 0.97})
-    assert "within 1 point" in same.text and "99" not in same.text
+    assert "train and test accuracy are within 1 point" in same.text and "99" not in same.text
     above = final_metrics_finding({"train.top1": 0.90, "test.top1": 0.95})
-    assert "5.0 points higher" in above.text
+    assert "train accuracy is 5.0 points below test accuracy, since" in above.text
     assert final_metrics_finding({"val.top1": 0.5}).text == "Final validation accuracy is 50.0%."
     assert final_metrics_finding({}).kind == "warning"
 
@@ -108,6 +128,15 @@ def test_layers_and_settings_sentences() -> None:
                       "with sgd at learning rate 0.05 and batch size 64, cosine schedule, "
                       "augmentation: flip.")
     assert runs_settings_finding(2, []).text == "The 2 runs have identical settings (repeats)."
+    one = settings_finding({"model": {"name": "cnn"}, "data": {"dataset": "mnist"},
+                            "train": {"epochs": 1}}, None, {"train": 54_000, "val": 6_000,
+                                                            "test": 10_000})
+    assert "on mnist (54,000 train / 6,000 val / 10,000 test images) for 1 epoch with" \
+        in one.text
+    sized = runs_settings_finding(2, ["optim.lr"], [{"train": 800, "test": 200}] * 2)
+    assert sized.text.endswith("Each run has 800 train / 200 test images.")
+    assert "Each run" not in runs_settings_finding(
+        2, ["data.subset"], [{"train": 800}, {"train": 400}]).text
     assert "differ in 1 setting: optim.lr" in runs_settings_finding(3, ["optim.lr"]).text
 
 
@@ -148,11 +177,18 @@ def test_comparison_sentence() -> None:
     f = comparison_finding(["a", "b", "c"], [0.91, 0.97, None], "final test top-1",
                            ["completed", "completed", "diverged"], [0.99, 0.99, None])
     assert f.text == ("Best final test top-1: b (97.0%); worst: a (91.0%), 6.0 points lower; "
-                      "train accuracy is 5.0 points above it on average; 1 did not complete: "
-                      "c (diverged).")
+                      "on average, train accuracy is 5.0 points above test accuracy; 1 did not "
+                      "complete: c (diverged).")
     assert f.kind == "warning" and f.data["best"] == "b" and f.data["worst"] == "a"
     tie = comparison_finding(["a", "b"], [1.0, 1.0])
     assert tie.text == "All 2 runs reach the same final test top-1, 100.0%."
+    below = comparison_finding(["a", "b"], [0.5, 0.7], "final validation top-1",
+                               train_values=[0.4, 0.6])
+    assert below.text.endswith("on average, train accuracy is 10.0 points below validation "
+                               "accuracy.")
+    level = comparison_finding(["a", "b"], [0.5, 0.7], train_values=[0.505, 0.7])
+    assert level.text.endswith("on average, train and test accuracy are within 1 point of "
+                               "each other.")
 
 
 def test_ablation_ladder_sentence() -> None:
@@ -168,8 +204,15 @@ def test_ablation_ladder_sentence() -> None:
     # a regularizer that costs test accuracy in a short training but closes the gap
     h = ablation_finding(["base", "+ std", "+ aug", "+ bn"], [0.41, 0.52, 0.46, 0.53],
                          "final test top-1", [0.38, 0.64, 0.45, 0.53])
-    assert h.text.endswith("+ aug narrows the train-minus-test gap most, from 12.0 to -1.0 "
-                           "points.") and h.data["narrows_gap"] == "+ aug"
+    assert h.text.endswith("+ aug narrows the gap of train accuracy above test accuracy "
+                           "most, from 12.0 points to none (train accuracy 1.0 points below "
+                           "test accuracy).") and h.data["narrows_gap"] == "+ aug"
+    # train below test and falling further (-6.2 to -13.5) is a gap that grew: no word
+    grew = ablation_finding(["base", "normalize=channel"], [0.40, 0.55], "final test top-1",
+                            [0.338, 0.415])
+    assert "narrows" not in grew.text and grew.data["narrows_gap"] is None
+    shrunk = ablation_finding(["a", "b"], [0.80, 0.82], "final test top-1", [0.95, 0.86])
+    assert shrunk.text.endswith("from 15.0 points to 4.0 points.")
     assert "gap" not in ablation_finding(["a", "b"], [0.5, 0.6], "final test top-1",
                                          [0.52, 0.6]).text  # 2 points: not worth a word
     assert ablation_finding(["a"], [0.9]).kind == "warning"
@@ -180,6 +223,11 @@ def test_overfitting_over_runs_and_gradient_norms() -> None:
     f = overfitting_finding(["small", "big"], [None, of])
     assert f.text == "1 of 2 runs overfit: big (after epoch 4)." and f.data["overfit"] == ["big"]
     assert "None of the 2 runs overfits" in overfitting_finding(["a", "b"], [None, None]).text
+    short = overfitting_finding(["a", "b"], [None, None], epochs=[1, 1])
+    assert short.text == ("The runs have at most 1 trained epoch: 1 epoch is too few to judge "
+                          "overfitting (3 or more show whether the held-out loss turns up).")
+    mixed = overfitting_finding(["a", "b", "c"], [None, of, None], epochs=[2, 7, 7])
+    assert mixed.text.startswith("1 of 2 runs overfit: b (after epoch 4) (1 run with fewer")
     steps = [0, 10, 20, 30, 40]
     g = grad_norm_finding(steps, {"total": [1.0, 0.8, 30.0, 0.5, 0.4],
                                   "conv1": [0.1, 0.1, 1.0, 0.1, 0.1],
@@ -195,3 +243,7 @@ def test_overfitting_over_runs_and_gradient_norms() -> None:
     calm = grad_norm_finding(steps, {"total": [1.0, 0.9, 0.8, 0.7, 0.6]})
     assert not calm.data["spike"] and calm.text == (
         "Total gradient norm goes from 1 at step 0 to 0.6 at step 40.")
+    assert grad_norm_finding([0], {"total": [1.11]}).text == \
+        "Total gradient norm is 1.11 at step 0."
+    assert grad_norm_finding([0, 50], {"total": [1.11, 1.112]}).text == \
+        "Total gradient norm stays at 1.11 from step 0 to step 50."

@@ -24,6 +24,8 @@ CURVE_METRICS = ("loss", "top1", "top5")
 
 # split -> {"epoch": [...], "loss": [...], "top1": [...], "top5": [...]}, one value per epoch
 Curves = dict[str, dict[str, list[float]]]
+# steps.csv columns that are not gradient norms: the train metrics of each log interval
+STEP_METRIC_COLUMNS = ("at_epoch", "train_loss", "train_top1", "train_top5", "lr")
 
 
 class ReportError(ConvlabError):
@@ -35,8 +37,12 @@ class RunData:
     """One run as plain data: what the comparison, the sentences and the plots need.
 
     ``config`` is the nested resolved config (``ExperimentConfig.to_dict()``); ``final``
-    and ``best`` use the summary's ``"<split>.<metric>"`` keys; ``steps`` maps each
-    steps.csv column (``step``, ``epoch``, ``total``, one per layer) to its values.
+    and ``best`` use the summary's ``"<split>.<metric>"`` keys; ``steps`` maps the
+    gradient-norm columns of steps.csv (``step``, ``epoch``, ``total``, one per layer)
+    to their values, ``train_steps`` its train-metric columns (``step``, ``epoch``,
+    ``at_epoch``, ``train_loss``, ``train_top1``, ``lr``), each on the lines that have
+    them. ``sizes`` counts the images of each split; ``viz_figures`` are the PNG files
+    ``convlab viz`` left in the run folder.
     """
 
     label: str
@@ -53,10 +59,26 @@ class RunData:
     path: str = ""
     env: dict[str, Any] = field(default_factory=dict)  # provenance (env.json)
     summary: dict[str, Any] = field(default_factory=dict)  # the raw summary.json
+    train_steps: dict[str, list[float]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # split -> images
+    viz_figures: list[str] = field(default_factory=list)
 
     @property
     def experiment(self) -> str:
         return str(self.config.get("name", ""))
+
+    @property
+    def description(self) -> str:
+        return str(self.config.get("description") or "")
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained (an epoch-0 evaluation is not one)."""
+        done = self.summary.get("epochs_done")
+        if isinstance(done, int):
+            return done
+        return max((int(e) for c in self.curves.values() for e in c.get("epoch", [])),
+                   default=0)
 
 
 # ------------------------------------------------------------------ finding run folders
@@ -168,10 +190,34 @@ def curves_from_rows(rows: Iterable[dict[str, Any]]) -> Curves:
     return {s: curves[s] for s in (*SPLITS, *sorted(set(curves) - set(SPLITS))) if s in curves}
 
 
+def split_steps(cols: dict[str, list[float]]
+                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """steps.csv columns (NaN where a line has no value) -> (gradient norms, train
+    metrics), each holding only the lines that have its values, so every column of
+    either is complete and can be drawn against its ``step``."""
+    def rows_with(key: str, names: list[str]) -> dict[str, list[float]]:
+        keep = [i for i, v in enumerate(cols.get(key, [])) if v == v]  # not NaN
+        out = {k: [cols[k][i] for i in keep] for k in names}
+        return {k: v for k, v in out.items() if all(x == x for x in v)} if keep else {}
+
+    index = [k for k in ("step", "epoch") if k in cols]
+    grads = [k for k in cols if k not in index and k not in STEP_METRIC_COLUMNS]
+    metrics = [k for k in STEP_METRIC_COLUMNS if k in cols]
+    return rows_with("total", index + grads), rows_with("train_loss", index + metrics)
+
+
+def split_sizes(env: dict[str, Any]) -> dict[str, int]:
+    """Images in each split, as env.json records them (a split of 0 images is left out)."""
+    data = env.get("data") or {}
+    return {s: int(data[s]) for s in SPLITS if isinstance(data.get(s), int) and data[s] > 0}
+
+
 def run_data(run: Run, label: str | None = None) -> RunData:
     """Read one run folder into a :class:`RunData`."""
     s = run.summary
     shape = s.get("input_shape")
+    grads, train_steps = split_steps(run.steps)
+    env = _read_env(run)
     return RunData(
         label=label or run.name,
         config=_read_config(run),
@@ -181,12 +227,16 @@ def run_data(run: Run, label: str | None = None) -> RunData:
         params=s.get("params"),
         status=run.status,
         curves=curves_from_rows(run.metrics),
-        steps=run.steps,
+        steps=grads,
         input_shape=tuple(shape) if shape else None,
         num_classes=s.get("num_classes"),
         path=str(run.path),
-        env=_read_env(run),
+        env=env,
         summary=dict(s),
+        train_steps=train_steps,
+        sizes=split_sizes(env),
+        viz_figures=[str(p) for p in sorted(run.figures_dir.glob("*.png"))]
+        if run.figures_dir.is_dir() else [],
     )
 
 

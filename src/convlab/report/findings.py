@@ -13,6 +13,7 @@ on new data). A rise of less than ``REL_TOL`` of the minimum (or ``ABS_TOL``) is
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ ABS_TOL = 1e-3  # ... and so is any rise below this (losses near 0 jitter by lar
 GAP_LARGE = 5.0  # points of train-minus-test accuracy worth calling a large gap
 GAP_SMALL = 1.0  # points within which train and test accuracy are "the same"
 SPIKE = 10.0  # a total gradient norm above this times the median is a spike
+MIN_EPOCHS = 3  # fewer trained epochs cannot show a held-out loss turning upwards
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,43 @@ def _sentence(parts: Sequence[str]) -> str:
 def split_name(split: str) -> str:
     """``val`` -> ``validation``: the word a sentence needs."""
     return {"val": "validation"}.get(split, split)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def too_few_epochs(n: int) -> str | None:
+    """The one wording for "too short to judge overfitting", or None when it is not."""
+    if n >= MIN_EPOCHS:
+        return None
+    return (f"{plural(n, 'epoch')} {'is' if n == 1 else 'are'} too few to judge "
+            f"overfitting ({MIN_EPOCHS} or more show whether the held-out loss turns up)")
+
+
+def gap_phrase(train_acc: float, eval_acc: float, eval_name: str = "test",
+               prefix: str = "") -> str:
+    """Train against held-out accuracy in words, sign and size spelled out: ``train
+    accuracy is 10.1 points below test accuracy``; within ``GAP_SMALL``: the same."""
+    gap = 100 * (train_acc - eval_acc)
+    if abs(gap) <= GAP_SMALL:
+        return (f"{prefix}train and {eval_name} accuracy are within {GAP_SMALL:g} point of "
+                f"each other")
+    return (f"{prefix}train accuracy is {abs(gap):.1f} points {'above' if gap > 0 else 'below'} "
+            f"{eval_name} accuracy")
+
+
+def change_phrase(what: str, first: float, last: float, where_first: str,
+                  where_last: str) -> str:
+    """``X goes from 1.1 at step 0 to 0.4 at step 90``; equal values: ``X stays at 1.1
+    from step 0 to step 90``; one point: ``X is 1.1 at step 0``."""
+    if where_first == where_last:
+        return f"{what} is {_num(first)} {where_first}"
+    if _num(first) == _num(last):
+        return f"{what} stays at {_num(first)} from {where_first.removeprefix('at ')} to " \
+               f"{where_last.removeprefix('at ')}"
+    return f"{what} goes from {_num(first)} {where_first} to {_num(last)} {where_last}"
 
 
 # ------------------------------------------------------------------ overfitting
@@ -112,28 +151,81 @@ def eval_split(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str | Non
     return None
 
 
+def trained(c: Mapping[str, Sequence[float]], metric: str = "loss"
+            ) -> tuple[list[int], list[float]]:
+    """(epochs, values) of one split's curve without the epoch-0 point: the untrained
+    model (``train.eval_at_start``) says nothing about over- or underfitting."""
+    ys = list(c.get(metric, []))
+    ep = [int(e) for e in c.get("epoch", range(1, len(ys) + 1))][: len(ys)]
+    keep = [i for i, e in enumerate(ep) if e > 0]
+    return [ep[i] for i in keep], [ys[i] for i in keep]
+
+
+def trained_epochs(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> int:
+    """How many trained epochs the held-out curve has."""
+    split = eval_split(curves)
+    return len(trained(curves[split])[0]) if split else 0
+
+
 def overfit_of(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Overfit | None:
-    """:func:`detect_overfitting` on a run's curves (train vs its held-out split)."""
+    """:func:`detect_overfitting` on a run's curves (train vs its held-out split, epoch
+    0 left out)."""
     split = eval_split(curves)
     train = curves.get("train", {})
     if split is None or not train.get("loss"):
         return None
-    return detect_overfitting(train["loss"], curves[split]["loss"], curves[split].get("epoch"))
+    ep, ev = trained(curves[split])
+    _, tr = trained(train)
+    return detect_overfitting(tr, ev, ep) if len(ev) >= MIN_EPOCHS else None
 
 
 # ------------------------------------------------------------------ one run
 
 
-def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Finding:
-    """Does the held-out loss overfit, flatten, or still fall at the end?"""
+def start_phrase(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                 num_classes: int | None = None) -> str:
+    """The epoch-0 reading (``train.eval_at_start``): the untrained model's held-out
+    loss and error beside chance (1 - 1/K error, loss ln K for K classes); "" without an
+    epoch 0."""
     split = eval_split(curves)
-    train = list(curves.get("train", {}).get("loss", []))
+    if split is None:
+        return ""
+    c = curves[split]
+    ep = [int(e) for e in c.get("epoch", [])]
+    if 0 not in ep or "loss" not in c:
+        return ""
+    i = ep.index(0)
+    text = f"before training, {split_name(split)} loss is {_num(c['loss'][i])}"
+    if c.get("top1") and len(c["top1"]) > i:
+        text += f" and top-1 error {pct(1 - c['top1'][i])}"
+    if num_classes and num_classes > 1:
+        text += (f" (guessing among {num_classes} classes: error "
+                 f"{pct(1 - 1 / num_classes)}, loss ln {num_classes} = "
+                 f"{math.log(num_classes):.2f})")
+    return text
+
+
+def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                           num_classes: int | None = None) -> Finding:
+    """Does the held-out loss overfit, flatten, or still fall at the end? Fewer than
+    ``MIN_EPOCHS`` trained epochs get no verdict, only what the curve did; an epoch-0
+    point is read against chance."""
+    split = eval_split(curves)
     if split is None:
         return Finding("No validation or test loss was recorded, so overfitting cannot be "
                        "judged.", "warning")
-    ev = list(curves[split]["loss"])
-    ep = [int(e) for e in curves[split].get("epoch", range(1, len(ev) + 1))]
+    ep, ev = trained(curves[split])
+    _, train = trained(curves.get("train", {}))
     name = split_name(split)
+    start = start_phrase(curves, num_classes)
+    if len(ev) < MIN_EPOCHS:
+        data = {"overfit": False, "overfit_after": None, "split": split,
+                "too_few_epochs": True}
+        where = f"after {plural(ep[-1], 'epoch')}" if ep else "before training"
+        last = ev[-1] if ev else curves[split]["loss"][-1]
+        parts = [start, f"{name} loss is {_num(last)} {where}" if not start
+                 else f"{_num(last)} {where}", too_few_epochs(len(ev)) or ""]
+        return Finding(_sentence([p for p in parts if p]), data=data)
     of = detect_overfitting(train, ev, ep) if train else None
     if of is not None:
         return Finding(
@@ -144,9 +236,6 @@ def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]]) 
             {"overfit": True, "overfit_after": of.epoch, "split": split})
     i = min(range(len(ev)), key=lambda j: ev[j])
     data = {"overfit": False, "overfit_after": None, "split": split, "min_epoch": ep[i]}
-    if len(ev) == 1:
-        return Finding(f"{name.capitalize()} loss is {_num(ev[0])} after one epoch; one "
-                       f"epoch is too few to judge over- or underfitting.", data=data)
     if i == len(ev) - 1:
         drop = ev[-2] - ev[-1]
         if drop > max(REL_TOL * abs(ev[-2]), ABS_TOL):
@@ -178,18 +267,19 @@ def final_metrics_finding(final: Mapping[str, float]) -> Finding:
     tr = final["train.top1"]
     gap = 100 * (tr - acc)
     data = {"acc": acc, "train_acc": tr, "gap_points": gap, "split": split}
-    head = f"Final {name} accuracy is {pct(acc)} against {pct(tr)} on train"
+    head = f"Final {name} accuracy is {pct(acc)} against {pct(tr)} on train: "
+    words = gap_phrase(tr, acc, name)
     if gap > GAP_LARGE:
-        return Finding(f"{head}: a large gap of {gap:.1f} points, the model fits the training "
-                       f"set much better than new data.", "warning", data)
+        return Finding(f"{head}{words}, a large gap: the model fits the training set much "
+                       f"better than new data.", "warning", data)
     if gap < -GAP_SMALL:
-        return Finding(f"{head}: {name} accuracy is {-gap:.1f} points higher, since train "
-                       f"accuracy is averaged over the epoch while the model still learns "
-                       f"(and with any augmentation or dropout on).", data=data)
+        return Finding(f"{head}{words}, since train accuracy is averaged over the epoch while "
+                       f"the model still learns (and with any augmentation or dropout on).",
+                       data=data)
     if abs(gap) <= GAP_SMALL:
-        return Finding(f"{head}: within {GAP_SMALL:g} point of each other, so the model "
-                       f"generalizes as well as it fits.", data=data)
-    return Finding(f"{head}: a gap of {gap:.1f} points.", data=data)
+        return Finding(f"{head}{words}, so the model generalizes as well as it fits.",
+                       data=data)
+    return Finding(f"{head}{words}.", data=data)
 
 
 def layers_finding(layers: Sequence[tuple[str, str, int]], total: int) -> Finding:
@@ -205,8 +295,16 @@ def layers_finding(layers: Sequence[tuple[str, str, int]], total: int) -> Findin
         data={"params": total, "largest": name, "share": share})
 
 
-def settings_finding(config: Mapping[str, Any], params: int | None) -> Finding:
-    """What was trained, in words: model, data, optimizer, schedule, epochs."""
+def sizes_phrase(sizes: Mapping[str, int]) -> str:
+    """``800 train / 200 val / 1,000 test images``; "" when unknown."""
+    shown = [f"{n:,} {s}" for s, n in sizes.items() if n]
+    return " / ".join(shown) + " images" if shown else ""
+
+
+def settings_finding(config: Mapping[str, Any], params: int | None,
+                     sizes: Mapping[str, int] | None = None) -> Finding:
+    """What was trained, in words: model, data and its split sizes, optimizer,
+    schedule, epochs."""
     if not config:
         return Finding("The run folder holds no readable config.", "warning")
     model = config.get("model", {}) or {}
@@ -215,8 +313,11 @@ def settings_finding(config: Mapping[str, Any], params: int | None) -> Finding:
     sched = config.get("schedule", {}) or {}
     train = config.get("train", {}) or {}
     size = f" ({params:,} parameters)" if params is not None else ""
+    epochs = train.get("epochs")
+    split = f" ({sizes_phrase(sizes)})" if sizes and sizes_phrase(sizes) else ""
     parts = [f"the {model.get('name', '?')} model{size} was trained on "
-             f"{data.get('dataset', '?')} for {train.get('epochs', '?')} epochs with "
+             f"{data.get('dataset', '?')}{split} for "
+             f"{plural(epochs, 'epoch') if isinstance(epochs, int) else '? epochs'} with "
              f"{optim.get('name', '?')} at learning rate {optim.get('lr', '?')} and batch size "
              f"{train.get('batch_size', '?')}"]
     if sched.get("name") not in (None, "constant"):
@@ -230,13 +331,19 @@ def settings_finding(config: Mapping[str, Any], params: int | None) -> Finding:
 # ------------------------------------------------------------------ several runs
 
 
-def runs_settings_finding(n: int, differing: Sequence[str]) -> Finding:
+def runs_settings_finding(n: int, differing: Sequence[str],
+                          sizes: Sequence[Mapping[str, int]] = ()) -> Finding:
+    """What the runs differ in, and the split sizes when every run shares them."""
     if not differing:
-        return Finding(f"The {n} runs have identical settings (repeats).")
-    shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more"
-                                        if len(differing) > 6 else "")
-    return Finding(f"The {n} runs differ in {len(differing)} setting"
-                   f"{'s' if len(differing) != 1 else ''}: {shown}.")
+        text = f"The {n} runs have identical settings (repeats)."
+    else:
+        shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more"
+                                            if len(differing) > 6 else "")
+        text = f"The {n} runs differ in {plural(len(differing), 'setting')}: {shown}."
+    phrases = {sizes_phrase(s) for s in sizes}
+    if len(phrases) == 1 and (only := phrases.pop()):
+        text += f" Each run has {only}."
+    return Finding(text)
 
 
 def comparison_finding(
@@ -261,12 +368,13 @@ def comparison_finding(
             if len(scored) > 1:
                 parts.append(f"worst: {worst[0]} ({pct(worst[1])}), {spread:.1f} points lower")
     if train_values is not None:
-        gaps = [100 * (t - v) for t, v in zip(train_values, values, strict=True)
-                if t is not None and v is not None]
-        if gaps:
-            gap = data["mean_gap_points"] = statistics.fmean(gaps)
-            parts.append(f"train accuracy is {abs(gap):.1f} points "
-                         f"{'above' if gap >= 0 else 'below'} it on average")
+        pairs = [(t, v) for t, v in zip(train_values, values, strict=True)
+                 if t is not None and v is not None]
+        if pairs:
+            tr, ev = (statistics.fmean(p[i] for p in pairs) for i in (0, 1))
+            data["mean_gap_points"] = 100 * (tr - ev)
+            parts.append(gap_phrase(tr, ev, metric.split()[1] if " " in metric else "held-out",
+                                    "on average, "))
     if statuses is not None:
         bad = [f"{lab} ({s})" for lab, s in zip(labels, statuses, strict=True)
                if s != "completed"]
@@ -351,7 +459,8 @@ def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
         return Finding(f"All {len(pts)} runs reach the same {metric}, {pct(pts[0][1])}.",
                        data={"largest_gain": None, "largest_drop": None, "best": None})
     parts = [f"{metric} goes from {pct(pts[0][1])} ({pts[0][0]}) to {pct(pts[-1][1])} "
-             f"({pts[-1][0]})"]
+             f"({pts[-1][0]})" if pct(pts[0][1]) != pct(pts[-1][1]) else
+             f"{metric} is {pct(pts[0][1])} both first ({pts[0][0]}) and last ({pts[-1][0]})"]
     steps = [(pts[j][0], 100 * (pts[j][1] - pts[j - 1][1])) for j in range(1, len(pts))]
     up = max(steps, key=lambda s: s[1])
     down = min(steps, key=lambda s: s[1])
@@ -366,12 +475,17 @@ def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
     if train is not None:
         gaps = [(lab, 100 * (t - v)) for lab, v, t in zip(labels, values, train, strict=True)
                 if v is not None and t is not None]
+        # the gap a regularizer narrows is train accuracy above held-out accuracy; a
+        # negative gap (train below: augmentation, dropout) is no overfitting to narrow
         shrink = [(gaps[j][0], gaps[j - 1][1], gaps[j][1]) for j in range(1, len(gaps))
-                  if gaps[j - 1][1] - gaps[j][1] >= GAP_LARGE / 2]
+                  if max(gaps[j - 1][1], 0) - max(gaps[j][1], 0) >= GAP_LARGE / 2]
         if shrink:
-            narrowest = max(shrink, key=lambda g: g[1] - g[2])
-            parts.append(f"{narrowest[0]} narrows the train-minus-{metric.split()[1]} gap "
-                         f"most, from {narrowest[1]:.1f} to {narrowest[2]:.1f} points")
+            narrowest = max(shrink, key=lambda g: max(g[1], 0) - max(g[2], 0))
+            held = metric.split()[1] if " " in metric else "held-out"
+            after = (f"{narrowest[2]:.1f} points" if narrowest[2] >= 0 else
+                     f"none (train accuracy {-narrowest[2]:.1f} points below {held} accuracy)")
+            parts.append(f"{narrowest[0]} narrows the gap of train accuracy above {held} "
+                         f"accuracy most, from {narrowest[1]:.1f} points to {after}")
     return Finding(_sentence(parts), data={"largest_gain": up[0] if up[1] > 0 else None,
                                            "largest_drop": down[0] if down[1] < 0 else None,
                                            "best": best[0],
@@ -384,8 +498,8 @@ def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float
     total = list(norms.get("total", []))
     if not total:
         return Finding("No gradient norms were recorded.", "warning")
-    parts = [f"total gradient norm goes from {_num(total[0])} at step {int(steps[0])} to "
-             f"{_num(total[-1])} at step {int(steps[-1])}"]
+    parts = [change_phrase("total gradient norm", total[0], total[-1],
+                           f"at step {int(steps[0])}", f"at step {int(steps[-1])}")]
     data: dict[str, Any] = {"spike": False}
     med = statistics.median(total)
     j = max(range(len(total)), key=lambda k: total[k])
@@ -405,14 +519,27 @@ def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float
     return Finding(_sentence(parts), "warning" if data["spike"] else "info", data)
 
 
-def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None]) -> Finding:
-    """Which of several runs overfit, and after which epoch."""
-    over = [(lab, o) for lab, o in zip(labels, overfits, strict=True) if o is not None]
+def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None],
+                        epochs: Sequence[int] | None = None) -> Finding:
+    """Which of several runs overfit, and after which epoch; ``epochs`` (trained epochs
+    of each run) keeps runs too short to tell out of the verdict."""
+    judged = [i for i in range(len(labels))
+              if epochs is None or epochs[i] >= MIN_EPOCHS]
+    if not judged:
+        n = max(epochs or [0])
+        return Finding(_sentence([f"the runs have at most {plural(n, 'trained epoch')}: "
+                                  + (too_few_epochs(n) or "")]),
+                       data={"overfit": [], "too_few_epochs": True})
+    over = [(labels[i], o) for i in judged if (o := overfits[i]) is not None]
+    short = len(labels) - len(judged)
+    not_judged = (f" ({plural(short, 'run')} with fewer than {MIN_EPOCHS} epochs not judged)"
+                  if short else "")
     if not over:
-        return Finding(f"None of the {len(labels)} runs overfits: no held-out loss rises "
-                       f"clearly after its minimum while train loss keeps falling.",
-                       data={"overfit": []})
+        return Finding(f"None of the {len(judged)} runs overfits: no held-out loss rises "
+                       f"clearly after its minimum while train loss keeps falling"
+                       f"{not_judged}.", data={"overfit": []})
     listed = ", ".join(f"{lab} (after epoch {o.epoch})" for lab, o in over[:5])
     more = f" and {len(over) - 5} more" if len(over) > 5 else ""
-    return Finding(f"{len(over)} of {len(labels)} runs overfit: {listed}{more}.", "warning",
+    return Finding(f"{len(over)} of {len(judged)} runs overfit: {listed}{more}{not_judged}.",
+                   "warning",
                    {"overfit": [lab for lab, _ in over]})
