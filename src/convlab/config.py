@@ -8,9 +8,12 @@ is an error that names the key rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -27,16 +30,12 @@ from pydantic import (
 )
 
 from convlab.errors import ConfigError
-
-Activation = Literal["relu", "leaky_relu", "tanh", "silu", "gelu", "identity"]
-Init = Literal["default", "kaiming", "xavier"]
-
-
-class Strict(BaseModel):
-    """Frozen, unknown keys refused: the base of every config section."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+from convlab.schema import (  # noqa: F401 - re-exported: the config's vocabulary
+    Activation,
+    Init,
+    Strict,
+    format_validation_error,
+)
 
 # --------------------------------------------------------------------------- data
 
@@ -44,43 +43,51 @@ class Strict(BaseModel):
 class PermuteConfig(Strict):
     """One fixed pixel permutation, the same for every image (permuted MNIST)."""
 
-    seed: int = 0
+    seed: int = Field(0, description="seed of the permutation; the same seed, the same order")
 
 
 class SubsetConfig(Strict):
-    """Keep only the first N training / test images (after shuffling with the split seed)."""
+    """Keep only the first N images of a split (after shuffling with the split seed)."""
 
-    train: PositiveInt | None = None
-    test: PositiveInt | None = None
+    train: PositiveInt | None = Field(None, description="training images kept (None: all)")
+    val: PositiveInt | None = Field(
+        None, description="validation images kept: evaluating fewer each epoch saves time")
+    test: PositiveInt | None = Field(None, description="test images kept (None: all)")
 
 
 class SyntheticConfig(Strict):
     """Deterministic random images: for tests and smoke runs."""
 
-    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 28, 28)
-    classes: int = Field(10, ge=2)
-    train_size: PositiveInt = 1024
-    test_size: PositiveInt = 256
-    seed: int = 0
+    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        (1, 28, 28), description="(C, H, W) of the images")
+    classes: int = Field(10, ge=2, description="number of classes (one template each)")
+    train_size: PositiveInt = Field(1024, description="training images")
+    test_size: PositiveInt = Field(256, description="test images")
+    seed: int = Field(0, description="seed of templates, noise and labels")
 
 
 class ColorJitterConfig(Strict):
     """Per-image random factors in ``[1 - x, 1 + x]`` (torchvision's convention)."""
 
-    brightness: float = Field(0.0, ge=0, le=1)
-    contrast: float = Field(0.0, ge=0, le=1)
-    saturation: float = Field(0.0, ge=0, le=1)
+    brightness: float = Field(0.0, ge=0, le=1, description="brightness factor range")
+    contrast: float = Field(0.0, ge=0, le=1, description="contrast factor range")
+    saturation: float = Field(0.0, ge=0, le=1, description="saturation factor range")
 
 
 class AugmentConfig(Strict):
     """Training-time augmentation, run per batch on the device, one draw per image."""
 
-    crop_padding: NonNegativeInt = 0  # random crop from a copy zero-padded by this much
-    flip: bool = False  # horizontal flip with probability 1/2
-    translate: NonNegativeInt = 0  # random shift of up to this many pixels in x and y
-    rotate: float = Field(0.0, ge=0, le=180)  # random rotation in [-rotate, rotate] degrees
-    color_jitter: ColorJitterConfig = ColorJitterConfig()
-    noise: NonNegativeFloat = 0.0  # Gaussian noise std, in units of [0, 1] pixel values
+    crop_padding: NonNegativeInt = Field(
+        0, description="random crop from a copy zero-padded by this many pixels")
+    flip: bool = Field(False, description="horizontal flip with probability 1/2")
+    translate: NonNegativeInt = Field(
+        0, description="random shift of up to this many pixels in x and y")
+    rotate: float = Field(
+        0.0, ge=0, le=180, description="random rotation in [-rotate, rotate] degrees")
+    color_jitter: ColorJitterConfig = Field(
+        ColorJitterConfig(), description="random brightness, contrast and saturation")
+    noise: NonNegativeFloat = Field(
+        0.0, description="Gaussian noise std, in units of [0, 1] pixel values")
 
     @property
     def enabled(self) -> bool:
@@ -91,38 +98,81 @@ class AugmentConfig(Strict):
         )
 
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagefolder", "synthetic")
+# The data layer installs this: it checks the keys a dataset adds to the data section
+# against that dataset's own settings model (the config layer cannot import the
+# registry of datasets, which sits above it).
+DataResolver = Callable[[dict[str, Any]], dict[str, Any]]
+_data_resolver: list[DataResolver] = []
 
 
-class DataConfig(Strict):
-    dataset: Literal["mnist", "fashion_mnist", "cifar10", "imagefolder", "synthetic"] = "mnist"
-    root: Path | None = None  # default: $CONVLAB_DATA, else the user cache folder
-    path: Path | None = None  # imagefolder (or cifar10 as images): a folder or a .zip
-    test_fraction: float | None = Field(None, gt=0, lt=1)  # imagefolder without test/
-    download: bool = True  # fetch through torchvision when files are absent (online only)
-    synthetic: SyntheticConfig = SyntheticConfig()
-    permute: PermuteConfig | None = None
-    val_fraction: float = Field(0.0, ge=0, lt=1)
-    split_seed: int = 0
-    subset: SubsetConfig = SubsetConfig()
-    # auto: "channel", or "none" for a model that normalizes its own input (a pretrained
-    # ResNet applies ImageNet statistics itself)
-    normalize: Literal["auto", "none", "channel", "mean_image", "zca"] = "auto"
-    zca_epsilon: PositiveFloat = 1e-2
-    augment: AugmentConfig = AugmentConfig()
-    resize: PositiveInt | None = None  # resize every image to this square size on the device
-    skip_bad_images: bool = False
+def set_data_resolver(resolver: DataResolver) -> None:
+    """Install the function that validates a raw data section and fills in its dataset's
+    defaults (called once, by ``convlab.data.sources`` when it is imported)."""
+    _data_resolver[:] = [resolver]
+
+
+class DataConfig(BaseModel):
+    """The data section: keys every dataset shares, declared here, plus the keys of the
+    chosen dataset's own settings model (``label`` of cifar100, ``split`` of emnist, ...),
+    which the registry of datasets validates (``convlab data show NAME`` lists them)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    dataset: str = Field("mnist", description=(
+        "a registered dataset (convlab data ls), or a user's loader named by a colon: "
+        "'mydata.py:load' or 'module:function'"))
+    root: Path | None = Field(None, description=(
+        "folder holding the datasets' files; default $CONVLAB_DATA, else "
+        "~/.cache/convlab/data"))
+    path: Path | None = Field(None, description=(
+        "a dataset's own file or folder (imagefolder: a folder, .zip or .tar)"))
+    args: dict[str, Any] = Field(default_factory=dict, description=(
+        "a user's loader: its keyword arguments (checked against its signature)"))
+    download: bool = Field(
+        True, description="fetch through torchvision when files are absent (online only)")
+    permute: PermuteConfig | None = Field(
+        None, description="one fixed pixel permutation of every image")
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="fraction of the training split held out for validation")
+    split_seed: int = Field(0, description="seed of the validation split and the subsets")
+    subset: SubsetConfig = Field(
+        SubsetConfig(), description="keep only the first N images of each split")
+    normalize: Literal["auto", "none", "channel", "mean_image", "zca"] = Field(
+        "auto", description=(
+            "input normalization fitted on the training split; auto: 'channel', or 'none' "
+            "for a model that normalizes its own input (a pretrained ResNet)"))
+    zca_epsilon: PositiveFloat = Field(1e-2, description="ZCA whitening regularizer")
+    augment: AugmentConfig = Field(
+        AugmentConfig(), description="training-time augmentation, per batch on the device")
+    resize: PositiveInt | None = Field(
+        None, description="resize every image to this square size (on the device)")
+    skip_bad_images: bool = Field(
+        False, description="skip unreadable images of an image folder (with a warning)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any) -> Any:
+        if isinstance(data, dict) and _data_resolver:
+            return _data_resolver[0](data)
+        return data
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The keys the dataset adds (its own settings), as validated."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 # -------------------------------------------------------------------------- model
 
 
 class ModelConfig(BaseModel):
-    """``name`` picks a builder (``cnn``, ``mlp``) or a named architecture (``pw1``).
+    """``name`` picks a builder (``cnn``, ``mlp``), a named architecture (``pw1``), a
+    registered user model, or user code named by a colon (``nets.py:TinyNet``).
 
     The remaining keys are that builder's settings; they are validated against the
-    builder's own settings model, with a named architecture's settings as defaults, so
-    the resolved config always holds the complete architecture.
+    builder's own settings model (or a user callable's signature), with a named
+    architecture's settings as defaults, so the resolved config always holds the
+    complete architecture.
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -148,6 +198,12 @@ class ModelConfig(BaseModel):
     def settings(self) -> dict[str, Any]:
         """The builder settings (everything but ``name``)."""
         return dict(self.__pydantic_extra__ or {})
+
+    @classmethod
+    def for_object(cls, ref: str) -> ModelConfig:
+        """The model section of a run given a model object from Python: its class's
+        reference, not validated (its constructor's arguments are the object's own)."""
+        return cls.model_construct(name=ref)
 
 
 # ---------------------------------------------------------------------- optimizer
@@ -248,6 +304,61 @@ class MatchParamsConfig(Strict):
     vary: str
 
 
+# ---------------------------------------------------------------------- tracking
+
+
+class TensorBoardTracking(Strict):
+    """TensorBoard event files: scalars, and the config as HParams to compare trials."""
+
+    name: Literal["tensorboard"] = "tensorboard"
+    log_dir: Path | None = Field(None, description=(
+        "where the event files go (a folder per run below it); default: <run folder>/"
+        "tensorboard, so `tensorboard --logdir runs` shows every run"))
+
+
+class MlflowTracking(Strict):
+    """An MLflow run per convlab run: params, metrics, tags, artifacts."""
+
+    name: Literal["mlflow"] = "mlflow"
+    tracking_uri: str | None = Field(None, description=(
+        "default: $MLFLOW_TRACKING_URI, else sqlite:///<runs root>/mlflow.db"))
+    experiment: str | None = Field(None, description="MLflow experiment; default: name")
+
+
+class WandbTracking(Strict):
+    """A Weights & Biases run; offline (``wandb sync`` uploads later) unless told."""
+
+    name: Literal["wandb"] = "wandb"
+    project: str | None = Field(None, description="W&B project; default: the name")
+    entity: str | None = Field(None, description="W&B entity (user or team)")
+    mode: Literal["offline", "online", "disabled"] | None = Field(None, description=(
+        "default: $WANDB_MODE, else offline"))
+
+
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+TrackerConfig = Annotated[
+    TensorBoardTracking | MlflowTracking | WandbTracking, Field(discriminator="name")
+]
+
+
+def _tracker_list(v: Any) -> Any:
+    """``[tensorboard, {name: mlflow, ...}]``: a bare name stands for its defaults."""
+    if v is None:
+        return ()
+    if isinstance(v, str | dict):
+        v = [v]
+    if not isinstance(v, list | tuple):
+        return v
+    items = [{"name": x} if isinstance(x, str) else x for x in v]
+    names = [x.get("name") for x in items if isinstance(x, dict)]
+    for n in names:
+        if n not in TRACKERS:
+            raise ValueError(f"unknown tracker {n!r}; expected one of {', '.join(TRACKERS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"each tracker at most once, got {names}")
+    return items
+
+
 # -------------------------------------------------------------------- experiment
 
 
@@ -261,6 +372,32 @@ class ExperimentConfig(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
     match_params: MatchParamsConfig | None = None  # resolved when the run starts
+    tracking: tuple[TrackerConfig, ...] = Field((), description=(
+        "experiment trackers fed while the run trains: tensorboard, mlflow, wandb (a list "
+        "of names or of mappings with their settings); each needs its extra, e.g. pip "
+        "install 'convlab[tensorboard]'. Not part of the config hash"))
+
+    _tracking = field_validator("tracking", mode="before")(
+        classmethod(lambda cls, v: _tracker_list(v)))
+    imports: list[str] = Field(
+        default_factory=list,
+        description="Python files (nets.py) or modules imported before the model is "
+        "resolved, for models they register with @convlab.register_model",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_user_code(cls, data: Any) -> Any:
+        """Import ``imports:`` first: the model section may name what they register."""
+        if isinstance(data, dict) and data.get("imports"):
+            from convlab.usercode import import_user_module
+
+            items = data["imports"]
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ValueError(f"imports: expected a list of files or modules, got {items!r}")
+            for item in items:
+                import_user_module(item)
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -272,34 +409,37 @@ class ExperimentConfig(Strict):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, YAML-safe dict of the resolved config (paths as strings)."""
-        return self.model_dump(mode="json")
+        """Plain, YAML-safe dict of the resolved config (paths as strings); without
+        ``tracking`` when there is none, so configs without trackers read as before."""
+        d = self.model_dump(mode="json")
+        if not d.get("tracking"):
+            d.pop("tracking", None)
+        return d
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def user_refs(self) -> list[str]:
+        """The user code this experiment names: ``imports``, a model or dataset by colon."""
+        from convlab.usercode import is_user_ref
+
+        refs = list(self.imports)
+        for name in (self.model.name, getattr(self.data, "dataset", None)):
+            if is_user_ref(name):
+                refs.append(str(name))
+        return refs
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the resolved config: identifies a run (its
+        folder name's tag) and a sweep trial. Trackers do not change what is trained, so
+        ``tracking`` is left out: adding one does not rerun a sweep's trials."""
+        d = self.to_dict()
+        d.pop("tracking", None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
 
 # ------------------------------------------------------------------ loading
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
-
-
-def format_validation_error(err: ValidationError, source: str = "config") -> str:
-    """One line per problem, joined: ``source: key.path: message (got value)``."""
-    parts = []
-    for e in err.errors():
-        loc = _format_loc(e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        got = e.get("input")
-        shown = "" if e["type"] in ("extra_forbidden", "value_error") or isinstance(
-            got, dict
-        ) else f" (got {got!r})"
-        parts.append(f"{loc}: {msg}{shown}" if loc else f"{msg}{shown}")
-    return f"{source}: " + "; ".join(parts)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -399,20 +539,80 @@ def find_experiment(name_or_path: str | Path) -> Path:
 
 
 def load_config(
-    source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
+    source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+    base_dir: str | Path | None = None,
 ) -> ExperimentConfig:
-    """Resolve defaults <- file (or mapping) <- ``key=value`` overrides into a config."""
+    """Resolve defaults <- file (or mapping) <- ``key=value`` overrides into a config.
+
+    Relative paths in it (user code, ``data.root``/``path``/``labels``, ``imports``) are
+    made absolute against the experiment file's folder (``base_dir`` for a mapping),
+    else the working directory: see :func:`resolve_paths`.
+    """
     if isinstance(source, dict):
         raw, label = _deepcopy(source), "config"
     else:
         path = find_experiment(source)
         raw, label = read_yaml(path), str(path)
         raw.setdefault("name", path.stem)
+        base_dir = base_dir or path.resolve().parent
     for item in overrides:
         keys, value = parse_override(item)
         _materialize_defaults(raw, keys, label)
         apply_override(raw, keys, value)
+    resolve_paths(raw, Path(base_dir) if base_dir else None, label)
     return validate_config(raw, label)
+
+
+DATA_PATH_KEYS = ("root", "path", "labels")
+
+
+def resolve_paths(raw: dict[str, Any], base_dir: Path | None, label: str = "config") -> None:
+    """Make the relative paths of a raw experiment absolute, in place.
+
+    User code (``model.name``, ``data.dataset``, ``imports``): against ``base_dir``
+    where the file exists there, else the working directory (a missing file is an error
+    naming both). Data paths (``data.root``, ``data.path``, ``data.labels``): against
+    ``base_dir`` where that exists, else the working directory, else ``base_dir`` (so an
+    error names the absolute path tried).
+    """
+    from convlab.usercode import UserCodeError, absolute_ref, is_file_target, is_user_ref
+
+    def ref(value: Any, key: str) -> Any:
+        if not is_user_ref(value):
+            return value
+        try:
+            return absolute_ref(value, base_dir)
+        except UserCodeError as e:
+            raise ConfigError(f"{label}: {key}: {e}") from None
+
+    model = raw.get("model")
+    if isinstance(model, str):
+        raw["model"] = ref(model, "model.name")
+    elif isinstance(model, dict) and "name" in model:
+        model["name"] = ref(model["name"], "model.name")
+    data = raw.get("data")
+    if isinstance(data, dict):
+        if "dataset" in data:
+            data["dataset"] = ref(data["dataset"], "data.dataset")
+        for key in DATA_PATH_KEYS:
+            if isinstance(data.get(key), str | Path) and base_dir is not None:
+                p = Path(data[key]).expanduser()
+                if not p.is_absolute():
+                    here = (base_dir / p).resolve()
+                    data[key] = str(here if here.exists() or not p.exists() else p.resolve())
+    imports = raw.get("imports")
+    if isinstance(imports, list):
+        out = []
+        for i, item in enumerate(imports):
+            if isinstance(item, str) and is_file_target(item):
+                try:
+                    from convlab.usercode import resolve_file
+
+                    item = str(resolve_file(item, base_dir))
+                except UserCodeError as e:
+                    raise ConfigError(f"{label}: imports.{i}: {e}") from None
+            out.append(item)
+        raw["imports"] = out
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any, label: str = "config") -> None:

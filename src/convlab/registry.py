@@ -41,6 +41,10 @@ class Registry(Generic[T]):
             raise RegistryError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
 
+    def replace(self, name: str, obj: T) -> None:
+        """Put ``obj`` under a name already taken (the caller decides when that is right)."""
+        self._items[name] = obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

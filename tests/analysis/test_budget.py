@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from convlab.analysis.budget import apply_vary, count_params, match_params
-from convlab.analysis.common import AnalysisError, resolve_model
+from convlab.analysis.common import resolve_model
+from convlab.models.budget import BudgetError as AnalysisError
 
 MNIST = (1, 28, 28)
 # mlp-256x2: 784*256 + 256 + 256*256 + 256 + 256*10 + 10

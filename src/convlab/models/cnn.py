@@ -18,9 +18,9 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from torch import nn
 
-from convlab.config import Activation, Init, Strict
 from convlab.models import register_builder
 from convlab.models.layers import activation, init_weights, same_padding
+from convlab.schema import Activation, Init, Strict
 
 
 class StageSettings(Strict):

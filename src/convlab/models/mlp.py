@@ -8,9 +8,9 @@ from math import prod
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from convlab.config import Activation, Init, Strict
 from convlab.models import register_builder
 from convlab.models.layers import activation, init_weights
+from convlab.schema import Activation, Init, Strict
 
 
 class MLPSettings(Strict):

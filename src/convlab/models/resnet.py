@@ -16,9 +16,9 @@ import torch
 from pydantic import Field, PositiveFloat, field_validator
 from torch import nn
 
-from convlab.config import Strict
 from convlab.errors import ModelError
 from convlab.models import register_architecture, register_builder
+from convlab.schema import Strict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

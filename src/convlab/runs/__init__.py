@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
-import io
-import json
 import os
-import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convlab.errors import RunError
+from convlab.errors import ConvlabError, RunError
+from convlab.io import (  # noqa: F401 - re-exported: run-folder writers use them
+    WriteError,
+    atomic_write,
+    read_json,
+    rows_to_csv,
+    write_json,
+)
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted", "pruned")
 METRIC_FIELDS = ("epoch", "split", "loss", "top1", "top5", "lr", "time_s")
@@ -41,114 +44,6 @@ METRIC_FIELDS = ("epoch", "split", "loss", "top1", "top5", "lr", "time_s")
 def resolve_runs_dir(runs_dir: str | Path | None = None) -> Path:
     """The runs root: the argument, else ``$CONVLAB_RUNS``, else ``./runs``."""
     return Path(runs_dir or os.environ.get("CONVLAB_RUNS") or "runs")
-
-
-# ------------------------------------------------------------------- atomic writes
-
-
-class WriteError(RunError, OSError):
-    """A run file that could not be written: disk full, read-only, gone.
-
-    A user-facing one-line error (the CLI prints it, exit code 2) that is still an
-    ``OSError``, with ``errno`` and ``strerror`` set, for callers that catch those.
-    """
-
-    def __init__(self, path: Path, code: int | None, reason: str) -> None:
-        OSError.__init__(self, code, reason, str(path))
-        self.message = f"{path}: cannot write ({reason})"
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def atomic_write(path: Path, data: bytes | str | Callable[[Path], None]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + rename.
-
-    ``data`` may be a callable that writes to the temporary path it is given (for
-    libraries such as safetensors that want a file name). On any failure the temporary
-    file is removed (when the file system still allows it) and the previous ``path`` is
-    untouched. A failure of the storage itself (full, read-only, ...) is raised as a
-    :class:`WriteError` naming ``path``, whichever library did the writing.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if callable(data):
-            data(tmp)
-        else:
-            with open(tmp, "wb") as f:
-                f.write(data.encode() if isinstance(data, str) else data)
-        with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
-            os.fsync(f.fileno())
-        _before_replace_hook(path)
-        os.replace(tmp, path)
-    except BaseException as e:
-        # diagnose before removing the temporary file: removing it frees the space
-        io_error = _storage_error(path, e) if isinstance(e, Exception) else None
-        with contextlib.suppress(OSError):  # a read-only folder refuses this too
-            tmp.unlink(missing_ok=True)
-        if io_error is not None:
-            raise io_error from e
-        raise
-
-
-_ERRNO_IN_TEXT = re.compile(r"(?:os error |code: |\[Errno )(\d+)")
-
-
-def _storage_error(path: Path, e: Exception) -> WriteError | None:
-    """A WriteError when ``e`` comes from the storage, else None (a bug: re-raise as is).
-
-    safetensors (Rust) and torch.save (C++) report I/O failures as their own exception
-    types, with the OS error in the text or not at all; the folder then tells.
-    """
-    code = e.errno if isinstance(e, OSError) else None
-    if code is None:
-        m = _ERRNO_IN_TEXT.search(str(e))
-        code = int(m.group(1)) if m else None
-    if code is None:
-        try:
-            st = os.statvfs(path.parent)
-            if st.f_bavail == 0 or (st.f_files and st.f_favail == 0):  # btrfs: f_files 0
-                code = errno.ENOSPC
-            elif not os.access(path.parent, os.W_OK):  # read-only mounts refuse even root
-                code = errno.EROFS if st.f_flag & os.ST_RDONLY else errno.EACCES
-        except OSError as probe:
-            code = probe.errno
-    if code is None:
-        if not isinstance(e, OSError):
-            return None
-        return WriteError(path, None, str(e).strip().splitlines()[0] if str(e).strip()
-                          else type(e).__name__)
-    return WriteError(path, code, os.strerror(code))
-
-
-def _before_replace_hook(path: Path) -> None:
-    """Test-only: ``CONVLAB_TEST_SLOW_WRITE=seconds`` widens the window before a rename,
-    so kill tests can land inside a checkpoint write."""
-    delay = os.environ.get("CONVLAB_TEST_SLOW_WRITE")
-    if delay:
-        time.sleep(float(delay))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path}: file not found") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{path}: not a readable JSON file ({e})") from None
-
-
-def rows_to_csv(rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------- a run folder
@@ -160,6 +55,7 @@ class Run:
 
     path: Path
     summary: dict[str, Any] = field(default_factory=dict)
+    model_object: Any = field(default=None, repr=False, compare=False)  # see load_model
 
     # -- creation -----------------------------------------------------------------
 
@@ -228,6 +124,20 @@ class Run:
         """Where ``convlab convert --fully-convolutional`` puts its outputs."""
         return self.path / "fully_conv"
 
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard event files (``tracking: [tensorboard]``, ``convlab export``)."""
+        return self.path / "tensorboard"
+
+    @property
+    def tracking_path(self) -> Path:
+        """``tracking.json``: what each tracker holds of this run (export skips those)."""
+        return self.path / "tracking.json"
+
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text)
 
@@ -264,9 +174,24 @@ class Run:
 
     @property
     def config(self) -> Any:
+        """The resolved config; user code it names is imported as :meth:`user_code` says."""
         from convlab.config import load_config
 
-        return load_config(self.config_path)
+        with self.user_code():
+            return load_config(self.config_path)
+
+    @contextlib.contextmanager
+    def user_code(self) -> Iterator[None]:
+        """While active, the user files this run recorded are imported from their original
+        path while their SHA-256 matches, else from the run folder's copy (``code/``)."""
+        from convlab.usercode import prefer_copies
+
+        try:
+            records = self.env.get("user_code", [])
+        except RunError:  # no env.json yet: nothing recorded
+            records = []
+        with prefer_copies(records, self.path):
+            yield
 
     @property
     def env(self) -> dict[str, Any]:
@@ -299,12 +224,32 @@ class Run:
         """One metric per epoch for one split, e.g. ``run.metric("test", "top1")``."""
         return [float(r[name]) for r in self.metrics if r["split"] == split and r[name] != ""]
 
-    def load_model(self, device: str = "cpu") -> Any:
-        """The model of this run with its saved weights, in eval mode."""
-        from convlab.train.checkpoint import load_weights
-        from convlab.train.runner import build_model_for
+    def load_model(self, device: str = "cpu", model: Any = None) -> Any:
+        """The model of this run with its saved weights, in eval mode.
 
-        model = build_model_for(self.config, self.summary)
+        ``model``: an ``nn.Module`` to load the weights into (a run trained from a model
+        object of a class no fresh process can import); default: the one given to
+        :func:`convlab.load_run`, else built from the config.
+        """
+        from convlab.io import load_weights
+
+        model = model if model is not None else self.model_object
+        if model is None:
+            from convlab.models import build
+
+            with self.user_code():
+                cfg = self.config
+                try:
+                    model = build(cfg.model.name, cfg.model.settings,
+                                  tuple(self.summary["input_shape"]),
+                                  int(self.summary["num_classes"]))
+                except ConvlabError as e:
+                    if self.summary.get("model_from") == "object":
+                        raise RunError(
+                            f"{self.path}: its model was passed as a Python object and cannot "
+                            f"be rebuilt here ({e}); open it with "
+                            f"convlab.load_run(path, model=...)") from None
+                    raise
         load_weights(model, self.weights_path)
         return model.to(device).eval()
 
@@ -315,6 +260,31 @@ class Run:
         for r in self.metrics:
             table.add_row(*(str(r.get(k, "")) for k in METRIC_FIELDS))
         return table
+
+    # -- notebooks (see display.py) ------------------------------------------------
+
+    def __repr__(self) -> str:
+        from convlab.runs.display import short_repr
+
+        return short_repr(self.name, self.summary)
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a run as a card: status, key metrics, small curves."""
+        from convlab.runs.display import run_html
+
+        return run_html(self.name, self.summary, self.metrics)
+
+    def to_pandas(self) -> Any:
+        """metrics.csv as a pandas DataFrame, one row per epoch and split."""
+        from convlab.runs.display import to_pandas
+
+        return to_pandas(self.metrics, METRIC_FIELDS)
+
+    def plot(self) -> Any:
+        """The loss and top-1 curves per split, as a matplotlib Figure."""
+        from convlab.runs.display import plot
+
+        return plot(self.name, self.metrics)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -344,7 +314,8 @@ def list_runs(
     out: list[Run] = []
     if not root.is_dir():
         return out
-    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    # hidden folders hold no experiments (an MLflow artifact store beside the runs)
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] != "."):
         if experiment and not fnmatch.fnmatchcase(exp_dir.name, experiment):
             continue
         for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):

@@ -430,8 +430,6 @@ class Worker:
         check on this machine, heartbeat across machines) before the trial was queued
         again.
         """
-        from convlab.train.runner import config_hash
-
         if self.plan.mode != "grid":
             return None
         for path, tag in self._runs_of(base):
@@ -443,17 +441,16 @@ class Worker:
                 ran = with_threads(base, run.config.train.threads or self.threads)
             except Exception:  # noqa: BLE001 - an unreadable folder is not resumed
                 continue
-            if config_hash(ran)[:8] == tag:
+            if ran.config_hash()[:8] == tag:
                 return path
         return None
 
     def _find_run(self, cfg: ExperimentConfig | None, t0: float) -> Path | None:
         """The run folder a failed or interrupted training left, written since ``t0``."""
-        from convlab.train.runner import config_hash
 
         if cfg is None:
             return None
-        tag = config_hash(cfg)[:8]
+        tag = cfg.config_hash()[:8]
         found = [p for p, t in self._runs_of(cfg) if t == tag and p.stat().st_mtime >= t0 - 1]
         return found[0] if found else None
 

@@ -21,6 +21,7 @@ from convlab.config import (
     ExperimentConfig,
     find_experiment,
     read_yaml,
+    resolve_paths,
     set_dotted,
     validate_config,
 )
@@ -190,6 +191,7 @@ def make_config(base_raw: dict[str, Any], params: dict[str, Any], label: str) ->
     except ConfigError as e:
         raise SweepError(f"{label}: {str(e).removeprefix('--set ')}") from None
     try:
+        resolve_paths(raw, None, label)  # a swept `nets.py:Net`: against the working dir
         return validate_config(raw, label)
     except ConfigError as e:
         raise SweepError(str(e)) from None
@@ -233,12 +235,18 @@ def load_base(sweep: SweepConfig, folder: Path | None, source: str) -> dict[str,
     """The base experiment as a raw mapping: inline, a path (relative to the sweep
     file's folder first), or a bundled name."""
     if isinstance(sweep.base, dict):
-        return copy.deepcopy(sweep.base)
+        raw = copy.deepcopy(sweep.base)
+        try:
+            resolve_paths(raw, folder, f"{source}: base")
+        except ConfigError as e:
+            raise SweepError(str(e)) from None
+        return raw
     candidate = (folder / sweep.base) if folder is not None else None
     try:
         path = candidate if candidate is not None and candidate.is_file() \
             else find_experiment(sweep.base)
         raw = read_yaml(path)
+        resolve_paths(raw, Path(path).resolve().parent, str(path))
     except ConfigError as e:
         raise SweepError(f"{source}: base: {e}") from None
     raw.setdefault("name", path.stem)
@@ -256,7 +264,6 @@ def build_plan(
     sweep: SweepConfig, folder: Path | None = None, source: str = "sweep"
 ) -> SweepPlan:
     """Expand and validate every trial; raise a one-line SweepError before anything runs."""
-    from convlab.train.runner import config_hash
 
     base_raw = load_base(sweep, folder, source)
     base = make_config(base_raw, {}, f"{source}: base")
@@ -282,7 +289,7 @@ def build_plan(
         label = f"trial {i + 1} ({format_params(params)})"
         raw = {**base_raw, "description": name} if name else base_raw
         cfg = make_config(raw, params, f"{source}: {label}")
-        trials.append(TrialSpec(i, params, cfg, config_hash(cfg), name, named))
+        trials.append(TrialSpec(i, params, cfg, cfg.config_hash(), name, named))
     by_key: dict[str, TrialSpec] = {}
     for t in trials:
         if t.key in by_key:

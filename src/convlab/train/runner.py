@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -19,7 +18,7 @@ import convlab
 from convlab.config import ExperimentConfig, load_config
 from convlab.data.pipeline import InMemoryLoader, PreparedData, prepare_data
 from convlab.errors import ConfigError, RunError
-from convlab.models import build_model, normalizes_own_input
+from convlab.models import build_model, normalizes_own_input, parameter_counts
 from convlab.runs import Run
 from convlab.train import checkpoint as ckpt
 from convlab.train.loop import EpochHook, LoopState, Trainer
@@ -29,9 +28,8 @@ from convlab.train.progress import Reporter, make_reporter
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
-    """SHA-256 of the canonical JSON of the resolved config (identifies a trial)."""
-    blob = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """SHA-256 of the resolved config (:meth:`ExperimentConfig.config_hash`)."""
+    return cfg.config_hash()
 
 
 def resolve_match_params(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, Any]]:
@@ -41,16 +39,14 @@ def resolve_match_params(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[
     mp = cfg.match_params
     if mp is None:
         return cfg, {}
-    from convlab.analysis.budget import match_params
-    from convlab.analysis.common import resolve_model
     from convlab.data import input_spec
+    from convlab.models.budget import match_params
 
     shape, classes = input_spec(cfg.data)
     if isinstance(mp.reference, int):
         target = mp.reference
     else:
-        ref = resolve_model(mp.reference, shape, classes)
-        target = sum(p.numel() for p in ref.model.parameters())
+        target = reference_params(mp.reference, shape, classes)
     best = match_params({"name": cfg.model.name, **cfg.model.settings}, mp.vary, target,
                         shape, classes)[0]
     raw = cfg.to_dict()
@@ -59,6 +55,27 @@ def resolve_match_params(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[
     record = {"reference": mp.reference, "vary": mp.vary, "value": best.value,
               "target": target, "params": best.params, "rel_diff": round(best.rel_diff, 5)}
     return ExperimentConfig.model_validate(raw), record
+
+
+def reference_params(reference: str, shape: tuple[int, int, int], classes: int) -> int:
+    """Parameters of a reference model (a name, ``file.py:Net``, or an experiment file or
+    bundled name) built for this experiment's input, counted on the meta device."""
+    from convlab.config import ConfigError
+    from convlab.models import build, get_spec, resolve_settings
+
+    try:
+        name, settings = reference, resolve_settings(reference, {})
+        get_spec(reference)
+    except ValueError:
+        try:
+            ref_cfg = load_config(reference)
+        except ConfigError as e:
+            raise ConfigError(f"match_params.reference {reference!r}: neither a model nor an "
+                              f"experiment ({e})") from None
+        name, settings = ref_cfg.model.name, ref_cfg.model.settings
+    with torch.device("meta"):
+        return sum(p.numel() for p in build(name, settings, shape, classes, check=False)
+                   .parameters())
 
 
 def pick_device(name: str) -> torch.device:
@@ -217,34 +234,51 @@ def run_experiment(
     quiet: bool = False,
     reporter: Reporter | None = None,
     epoch_hook: EpochHook | None = None,
+    *,
+    model: nn.Module | Any = None,
 ) -> Run:
     """Train one experiment end to end and return its (closed) run folder.
 
     ``epoch_hook`` is asked after every epoch whether to stop (see ``loop.EpochHook``).
+    ``model``: an ``nn.Module`` (trained as it is) or a callable returning one (called
+    with the dataset parameters its signature names); it takes precedence over the
+    config's ``model`` section, which then records the object's class.
     """
     t_start = time.perf_counter()
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    if model is not None:
+        cfg, model_from = with_model_object(cfg, model)
+    else:
+        model_from = "config"
     tag = config_hash(cfg)[:8]  # of the config as given (match_params unresolved)
     cfg, matched = resolve_match_params(cfg)
     device = setup_runtime(cfg)
     data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
-    model = build_model(cfg.model, data.shape, data.num_classes)
-    params = sum(p.numel() for p in model.parameters())
+    net = model_for_data(cfg, model, data.shape, data.num_classes)
+    counts = parameter_counts(net)
+    params = counts["params"]
     run = Run.create(runs_dir, cfg.name, tag)
     reporter = reporter or make_reporter(quiet)
     try:
         run.write_text("config.yaml", cfg.to_yaml())
-        run.write_text("env.json", json.dumps(environment(cfg, device, data), indent=2) + "\n")
+        env = environment(cfg, device, data)
+        env["user_code"] = keep_user_code(cfg, run)
+        run.write_text("env.json", json.dumps(env, indent=2) + "\n")
         ckpt.save_tensors(data.normalizer.tensors(), run.normalizer_path)  # type: ignore[attr-defined]
         run.write_summary(
             status="running", experiment=cfg.name, config_hash=config_hash(cfg),
-            model=cfg.model.name, params=params, input_shape=list(data.shape),
+            model=cfg.model.name, **counts, input_shape=list(data.shape),
             num_classes=data.num_classes, epochs=cfg.train.epochs, epochs_done=0,
-            device=str(device), **({"match_params": matched} if matched else {}),
+            device=str(device), model_from=model_from,
+            **({"match_params": matched} if matched else {}),
         )
     except OSError as e:
         raise RunError(f"{run.path}: cannot write the run folder ({e.strerror or e})") from None
-    trainer = make_trainer(cfg, data, model, device, run, reporter)
+    if model_from == "object":
+        reporter.message(
+            "note: the model was passed as an object of a class a fresh process cannot import; "
+            "reopen this run in Python with convlab.load_run(path, model=...)")
+    trainer = make_trainer(cfg, data, net, device, run, reporter)
     trainer.epoch_hook = epoch_hook
     reporter.start(
         f"{cfg.name}: {cfg.model.name} ({params:,} parameters) on {cfg.data.dataset} "
@@ -253,11 +287,85 @@ def run_experiment(
     return _fit_and_close(trainer, run, reporter, t_start, setup_s=time.perf_counter() - t_start)
 
 
+def with_model_object(cfg: ExperimentConfig, model: Any) -> tuple[ExperimentConfig, str]:
+    """The config of a run given a model object or callable: its ``model`` section names
+    the object's class (``module:Class``). Returns the config and ``model_from``:
+    ``"import"`` when a fresh process can import that class (the CLI can reopen the run),
+    else ``"object"``."""
+    from convlab.config import ModelConfig
+    from convlab.models import importable_ref
+
+    target = type(model) if isinstance(model, nn.Module) else model
+    if not callable(target):
+        raise ConfigError(f"model=: expected an nn.Module or a callable returning one, got "
+                          f"{type(model).__name__}")
+    ref, importable = importable_ref(target)
+    cfg = cfg.model_copy(update={"model": ModelConfig.for_object(ref)})
+    return cfg, "import" if importable else "object"
+
+
+def model_for_data(
+    cfg: ExperimentConfig, model: Any, shape: tuple[int, int, int], classes: int
+) -> nn.Module:
+    """The network to train: the config's model, or a given object / callable, checked
+    by a dry forward pass to take ``shape`` and return ``classes`` scores."""
+    from convlab.models import check_shapes, dataset_params
+    from convlab.usercode import call_user, check_kwargs
+
+    if model is None:
+        return build_model(cfg.model, shape, classes)
+    if not isinstance(model, nn.Module):
+        kwargs = check_kwargs(model, {}, f"model {cfg.model.name!r}",
+                              provided=dataset_params(shape, classes), optional=())
+        model = call_user(model, kwargs, f"building model {cfg.model.name}")
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model=: the callable returned a {type(model).__name__}; "
+                              f"expected an nn.Module")
+    check_shapes(model, shape, classes, user=True)
+    return model
+
+
+def keep_user_code(cfg: ExperimentConfig, run: Run) -> list[dict[str, Any]]:
+    """Copy the user files the config names into ``code/`` of the run folder and return
+    their records for env.json (original path, SHA-256, copy): a fresh process re-imports
+    the original while its hash matches, else the copy (see ``Run.user_code``)."""
+    from convlab.io import atomic_write
+    from convlab.usercode import is_file_target, load_object, sha256_file
+
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for ref in cfg.user_refs():
+        if ":" in ref:
+            file = load_object(ref).file
+        elif is_file_target(ref):
+            file = Path(ref)
+        else:  # an imported module: kept only when it was a local file
+            from convlab.usercode import import_user_module
+
+            src = getattr(import_user_module(ref), "__file__", None)
+            file = Path(src) if src and "site-packages" not in src else None
+        if file is None or str(file) in seen:
+            continue
+        seen.add(str(file))
+        copy = Path("code") / (file.name if file.name not in {Path(r["copy"]).name
+                                                              for r in records}
+                               else f"{len(records)}-{file.name}")
+        (run.path / "code").mkdir(exist_ok=True)
+        atomic_write(run.path / copy, file.read_bytes())
+        records.append({"ref": ref, "file": str(file), "sha256": sha256_file(file),
+                         "copy": str(copy)})
+    return records
+
+
 def resume_run(
     path: str | Path, quiet: bool = False, reporter: Reporter | None = None,
-    epoch_hook: EpochHook | None = None, threads: int | None = None,
+    epoch_hook: EpochHook | None = None, threads: int | None = None, *, model: Any = None,
 ) -> Run:
     """Continue an interrupted (or killed) run from its latest checkpoint.
+
+    The user code the run names is imported as ``Run.user_code`` says (the original
+    while unchanged, else the run's copy). ``model``: the model object again, for a run
+    that was given one of a class a fresh process cannot import.
 
     ``threads`` overrides the run's ``train.threads`` for this process only (a sweep
     resumes a trial with its own share of the cores); the result does not depend on it
@@ -270,14 +378,19 @@ def resume_run(
     if not (run.checkpoint_dir / "state.pt").exists():
         raise RunError(f"{run.path}: no checkpoint to resume from (checkpoint/state.pt)")
     run.remove_stale_temp_files()  # a kill -9 during a write leaves its temp file behind
-    cfg = run.config
-    device = setup_runtime(cfg)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
-    if data.fingerprint != run.env["data"]["fingerprint"]:
-        raise RunError(f"{run.path}: the data changed since the run started (fingerprint)")
-    model = build_model_for(cfg, run.summary)
+    with run.user_code():
+        cfg = run.config
+        device = setup_runtime(cfg)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
+        if data.fingerprint != run.env["data"]["fingerprint"]:
+            raise RunError(f"{run.path}: the data changed since the run started (fingerprint)")
+        if model is None and run.summary.get("model_from") == "object":
+            raise RunError(f"{run.path}: its model was passed as a Python object; resume it "
+                           f"in Python with resume_run(path, model=...)")
+        model = model_for_data(cfg, model, data.shape, data.num_classes) if model is not None \
+            else build_model_for(cfg, run.summary)
     reporter = reporter or make_reporter(quiet)
     trainer = make_trainer(cfg, data, model, device, run, reporter)
     trainer.load_checkpoint()
