@@ -44,7 +44,7 @@ def test_override_values_are_yaml_typed() -> None:
     ("raw", "expected"),
     [
         ({"optim": {"lr": -1}}, r"optim\.lr: Input should be greater than 0 \(got -1\)"),
-        ({"optim": {"lrr": 0.1}}, r"optim\.lrr: unknown key"),
+        ({"optim": {"lrr": 0.1}}, r"optim: lrr: unknown key \(for optimizer 'sgd'\)"),
         ({"data": {"dataset": "imagenet"}}, r"data\.dataset: Input should be 'mnist'"),
         ({"model": {"name": "nope"}}, r"model: unknown model 'nope'; expected one of: cnn"),
         ({"model": {"name": "cnn", "stages": [{"channels": 0}]}},
@@ -53,7 +53,11 @@ def test_override_values_are_yaml_typed() -> None:
         ({"train": {"device": "tpu"}}, r"train\.device: expected auto, cpu, cuda"),
         ({"train": {"early_stopping": {"metric": "val.loss"}}},
          r"needs data\.val_fraction > 0"),
-        ({"optim": {"name": "adam", "nesterov": True}}, r"nesterov needs name: sgd"),
+        ({"optim": {"name": "adam", "nesterov": True}},
+         r"optim: nesterov: unknown key \(for optimizer 'adam'\)"),
+        ({"optim": {"name": "sgd", "momentum": 0, "nesterov": True}},
+         r"nesterov needs momentum > 0"),
+        ({"schedule": {"name": "cosinus"}}, r"unknown schedule 'cosinus'; expected one of"),
     ],
 )
 def test_bad_values_name_the_key(raw: dict, expected: str) -> None:

@@ -107,16 +107,35 @@ def config_examples() -> None:
 
 @models_app.command("ls")
 def models_ls(pattern: Annotated[str, typer.Argument(help="Glob, e.g. 'res*'.")] = "*") -> None:
-    """List the registered models and named architectures."""
+    """List the registered models and named architectures (yours too, with --import)."""
     from rich.table import Table
 
-    from convlab.models import MODELS
+    from convlab.models import MODELS, list_models
 
     table = Table("name", "builder", "description")
-    for name in MODELS.list(pattern):
+    for name in list_models(pattern):
         spec = MODELS.get(name)
-        table.add_row(name, spec.base or "(builder)", spec.description)
+        kind = spec.base or ("(builder)" if spec.source.startswith("convlab.") else
+                             f"(yours: {spec.source})")
+        table.add_row(name, kind, spec.description)
     console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="A model name, or your own: nets.py:TinyNet.")],
+) -> None:
+    """Print a model's complete settings as the YAML model section of an experiment."""
+    import yaml
+
+    from convlab.errors import ModelError
+    from convlab.models import resolve_settings
+
+    try:
+        settings = resolve_settings(name, {})
+    except ValueError as e:
+        raise ModelError(f"model {name!r}: {e}") from None
+    sys.stdout.write(yaml.safe_dump({"model": {"name": name, **settings}}, sort_keys=False))
 
 
 @runs_app.command("ls")
@@ -160,15 +179,79 @@ def _fmt(v: object, spec: str = ".4f") -> str:
     return "-" if v is None else format(v, spec)  # type: ignore[arg-type]
 
 
+def take_global_options(argv: list[str]) -> tuple[list[str], list[str], bool]:
+    """Remove ``--import FILE_OR_MODULE`` (repeatable) and ``--debug`` from anywhere in
+    ``argv``: they apply to every command (each that builds models may name what the
+    imports register). Returns (argv left, imports, debug)."""
+    rest: list[str] = []
+    imports: list[str] = []
+    debug = False
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            rest += [arg, *it]
+            break
+        if arg == "--import":
+            value = next(it, None)
+            if value is None:
+                raise ConvlabError("--import: expected a Python file or module after it")
+            imports.append(value)
+        elif arg.startswith("--import="):
+            imports.append(arg.split("=", 1)[1])
+        elif arg == "--debug":
+            debug = True
+        else:
+            rest.append(arg)
+    return rest, imports, debug
+
+
+@app.callback()
+def _root(
+    import_: Annotated[
+        list[str] | None,
+        typer.Option("--import", help="A Python file or module to import first, e.g. one "
+                     "that registers models with @convlab.register_model (repeatable; "
+                     "accepted before or after the command)."),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks of errors in your own code "
+                           "(also CONVLAB_DEBUG=1).")
+    ] = False,
+) -> None:
+    """Convolutional-network image-classification experiments from a short YAML file."""
+    if import_:
+        from convlab.usercode import import_user_module
+
+        for item in import_:
+            import_user_module(item)
+
+
 def main() -> None:
     """Entry point. Usage errors exit 2 (click's convention); so do user errors
-    (``ConvlabError``), as one line on stderr without a traceback."""
+    (``ConvlabError``), as one line on stderr without a traceback (the full traceback of
+    an error in the user's own code with ``--debug`` or ``CONVLAB_DEBUG=1``)."""
+    import os
+
     from convlab.commands import register_all
 
-    register_all(app)
+    debug = os.environ.get("CONVLAB_DEBUG", "") not in ("", "0", "false", "no")
     try:
-        app()
+        argv, imports, debug_flag = take_global_options(sys.argv[1:])
+        debug = debug or debug_flag
+        if debug:
+            os.environ["CONVLAB_DEBUG"] = "1"
+        if imports:
+            from convlab.usercode import import_user_module
+
+            for item in imports:
+                import_user_module(item)
+        register_all(app)
+        app(args=argv)
     except ConvlabError as e:
+        if debug and (e.__cause__ is not None or e.__context__ is not None):
+            import traceback
+
+            traceback.print_exception(e.__cause__ or e.__context__, file=sys.stderr)
         err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
