@@ -77,6 +77,7 @@ class Trainer:
     state: LoopState = field(default_factory=LoopState)
     epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
     stop_requested: int = 0  # set by SIGINT/SIGTERM
+    evaluating: bool = False  # a signal now stops the evaluation at once (see _StopSignals)
     message: str = ""  # why the run stopped, when it did not complete
 
     # ----------------------------------------------------------------------- the loop
@@ -149,6 +150,7 @@ class Trainer:
             st.batch_in_epoch += 1
             st.train_images += int(y.shape[0])
             n_log += 1
+            self.reporter.tick(st.batch_in_epoch)  # looks at the clock only
             if st.step % check_every == 0 and not math.isfinite(loss.item()):
                 raise Diverged(self._divergence_message(epoch, loss.item()))
             if st.batch_in_epoch % tc.log_every == 0 or st.batch_in_epoch == len(loader):
@@ -172,6 +174,8 @@ class Trainer:
                 if self.stop_requested:
                     return None
         st.train_seconds += time.perf_counter() - t0
+        # kept in the state: a checkpoint taken while evaluating resumes into evaluation
+        st.acc_sums, st.acc_count = acc.sums.tolist(), acc.count
         metrics = acc.result()
         if not math.isfinite(metrics["loss"]):
             raise Diverged(self._divergence_message(epoch, metrics["loss"]))
@@ -185,9 +189,21 @@ class Trainer:
         st, es = self.state, self.cfg.train.early_stopping
         t0 = time.perf_counter()
         splits = {"train": train_metrics}
-        for name, loader in self.eval_loaders.items():
-            splits[name] = evaluate(self.net, loader, self.criterion, self.ks, self.device,
-                                    self.autocast())
+        self.evaluating = True
+        try:
+            for name, loader in self.eval_loaders.items():
+                self.reporter.eval_start(name, len(loader.data))
+                splits[name] = evaluate(self.net, loader, self.criterion, self.ks, self.device,
+                                        self.autocast())
+        except KeyboardInterrupt:  # Ctrl-C while evaluating: keep the trained epoch
+            self.stop_requested = self.stop_requested or signal.SIGINT
+            self.save_checkpoint()  # the state after training: --resume evaluates it
+            self.reporter.close()
+            self.reporter.message("interrupted while evaluating; --resume evaluates this "
+                                  "epoch without training it again")
+            return splits, False
+        finally:
+            self.evaluating = False
         eval_s = time.perf_counter() - t0
         st.eval_seconds += eval_s
         lr = self.optimizer.param_groups[0]["lr"]
@@ -357,8 +373,11 @@ class _StopSignals(AbstractContextManager["_StopSignals"]):
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.trainer.stop_requested:
-            raise KeyboardInterrupt  # second signal: stop now, the last checkpoint stays
+        if self.trainer.stop_requested or self.trainer.evaluating:
+            # second signal: stop now, the last checkpoint stays; while evaluating, the
+            # first: end_epoch checkpoints the trained epoch (evaluating changes nothing)
+            self.trainer.stop_requested = self.trainer.stop_requested or signum
+            raise KeyboardInterrupt
         self.trainer.stop_requested = signum
         self.trainer.reporter.message(
             "stopping after this step (checkpoint follows); press Ctrl-C again to stop at once"

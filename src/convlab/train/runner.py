@@ -462,8 +462,6 @@ def summarize(st: LoopState, cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def _closing_line(run: Run) -> str:
-    s = run.summary
-    fin = s.get("final", {})
-    acc = fin.get("test.top1")
-    acc_s = f"test top1 {100 * acc:.2f}%" if acc is not None else "no completed epoch"
-    return f"{s['status']}: {acc_s} after {s.get('epochs_done', 0)} epochs in {s['wall_s']:.1f}s"
+    from convlab.train.progress import closing_line
+
+    return closing_line(run.summary)
