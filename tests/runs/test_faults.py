@@ -5,7 +5,7 @@ mid-epoch checkpoint.
 After every fault the latest checkpoint must load (state.pt with ``weights_only=True``
 and the safetensors file it names), the run must read as incomplete, never
 ``completed``, and ``--resume`` must end with exactly the metrics and weights of an
-uninterrupted run (DESIGN.md, "Reliability and security rules").
+uninterrupted run (docs/architecture.md, "Reliability").
 
 The kill trials fork their training processes from a fork server (``_train_child.py``)
 that has imported torch once: a fresh interpreter costs 2-8 s here, a fork a few ms.

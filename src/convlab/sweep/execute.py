@@ -43,7 +43,7 @@ ACTIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
 
 def physical_share(workers: int) -> int:
     """``train.threads`` per worker process: the cores shared fairly, at least one
-    (DESIGN.md: oversubscribing the cores made one run 30x slower)."""
+    (docs/architecture.md, "Performance": oversubscribing the cores made one run 30x slower)."""
     from convlab.train.runner import physical_cores
 
     return max(1, physical_cores() // workers)

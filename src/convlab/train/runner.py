@@ -20,6 +20,7 @@ from convlab.data.pipeline import InMemoryLoader, PreparedData, prepare_data
 from convlab.errors import ConfigError, RunError
 from convlab.models import build_model, normalizes_own_input, parameter_counts
 from convlab.runs import Run
+from convlab.track import check_trackers, start_tracking
 from convlab.train import checkpoint as ckpt
 from convlab.train.loop import EpochHook, LoopState, Trainer
 from convlab.train.metrics import metric_ks
@@ -199,7 +200,7 @@ def make_trainer(
         channels_last = uses_conv(model)
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)  # 2.6x faster here (DESIGN.md)
+        model = model.to(memory_format=torch.channels_last)  # 2.6x faster here (docs/architecture.md, "Performance")
     if hasattr(model, "param_groups"):  # e.g. a separate backbone learning rate
         trainable: list[Any] = model.param_groups(cfg.optim.lr)
     else:  # frozen parameters stay out of the optimizer
@@ -252,6 +253,7 @@ def run_experiment(
         model_from = "config"
     tag = config_hash(cfg)[:8]  # of the config as given (match_params unresolved)
     cfg, matched = resolve_match_params(cfg)
+    check_trackers(t.name for t in cfg.tracking)  # a missing package: before any work
     device = setup_runtime(cfg)
     data = prepare_data(cfg.data, device, normalizes_own_input(cfg.model))
     net = model_for_data(cfg, model, data.shape, data.num_classes)
@@ -280,6 +282,7 @@ def run_experiment(
             "reopen this run in Python with convlab.load_run(path, model=...)")
     trainer = make_trainer(cfg, data, net, device, run, reporter)
     trainer.epoch_hook = epoch_hook
+    trainer.tracking = start_tracking(cfg, run)
     reporter.start(
         f"{cfg.name}: {cfg.model.name} ({params:,} parameters) on {cfg.data.dataset} "
         f"({len(data.train):,} train / {len(data.test):,} test) on {device}; run {run.path}"
@@ -395,6 +398,8 @@ def resume_run(
     trainer = make_trainer(cfg, data, model, device, run, reporter)
     trainer.load_checkpoint()
     trainer.epoch_hook = epoch_hook
+    check_trackers(t.name for t in cfg.tracking)
+    trainer.tracking = start_tracking(cfg, run, resume_step=trainer.state.step)
     reporter.start(f"resuming {run.path} at epoch {trainer.state.epoch + 1}, "
                    f"step {trainer.state.step}")
     run.write_summary(status="running")
@@ -411,6 +416,7 @@ def _fit_and_close(
         reporter.close()
         with contextlib.suppress(OSError):
             run.write_summary(status="interrupted")
+        trainer.tracking.finish(run)
         raise
     except BaseException:
         reporter.close()
@@ -418,6 +424,7 @@ def _fit_and_close(
         # report is the first one (it names the file that could not be written)
         with contextlib.suppress(OSError):
             run.write_summary(status="failed")
+        trainer.tracking.finish(run)
         raise
     st = trainer.state
     restored = trainer.restore_best() if status == "completed" else False
@@ -437,6 +444,7 @@ def _fit_and_close(
         images_per_s=round(st.train_images / st.train_seconds, 1) if st.train_seconds else None,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+    trainer.tracking.finish(run)  # guarded: a tracker's failure is a warning line
     reporter.message(_closing_line(run))
     return run
 
