@@ -45,7 +45,8 @@ def test_override_values_are_yaml_typed() -> None:
     [
         ({"optim": {"lr": -1}}, r"optim\.lr: Input should be greater than 0 \(got -1\)"),
         ({"optim": {"lrr": 0.1}}, r"optim: lrr: unknown key \(for optimizer 'sgd'\)"),
-        ({"data": {"dataset": "imagenet"}}, r"data\.dataset: Input should be 'mnist'"),
+        ({"data": {"dataset": "imagenet"}},
+         r"data: dataset: unknown dataset 'imagenet'; did you mean 'imagenette'"),
         ({"model": {"name": "nope"}}, r"model: unknown model 'nope'; expected one of: cnn"),
         ({"model": {"name": "cnn", "stages": [{"channels": 0}]}},
          r"model: stages\.0\.channels: Input should be greater than 0"),

@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "convlab"
 LAYERS: list[set[str]] = [
     {"errors", "registry", "schema", "io", "usercode"},
     {"models", "optim"},
+    {"data"},  # the data section's models validate against the registry of datasets
     {"config"},
-    {"data"},
     {"runs"},
     {"train", "track"},
     {"sweep"},

@@ -28,12 +28,13 @@ import torch
 import torchvision.datasets as tvd
 from PIL import Image
 
-from convlab.config import DATASETS, DataConfig, SyntheticConfig
+from convlab.config import DataConfig, SyntheticConfig
 from convlab.data import imagefolder
 from convlab.data.cifar import CIFAR10_CLASSES, read_cifar_batch
 from convlab.data.idx import FASHION_MNIST, MNIST, IdxDataset, read_idx
 from convlab.data.imagefolder import load_imagefolder, stratified_split
-from convlab.data.sources import SOURCES, default_root, load_raw, make_synthetic
+from convlab.data.sources import default_root, load_raw
+from convlab.data.synthetic import make_synthetic
 from convlab.errors import DataError
 
 IDX_NAMES = {
@@ -165,10 +166,6 @@ def http_mirror(folder: Path) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------ registry, root
-
-
-def test_every_configured_dataset_has_a_source() -> None:
-    assert SOURCES.list() == sorted(DATASETS)
 
 
 def test_default_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,17 @@
-"""Datasets: sources that read files into uint8 tensors, transforms, the in-memory loader."""
+"""Datasets: sources that read files into uint8 tensors, transforms, the in-memory loader.
+
+Importing this package costs no torch import: the registry of datasets
+(:mod:`convlab.data.sources`) is declarations only, so every CLI command can know the
+datasets' settings; readers are imported when a dataset is read.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 @dataclass
@@ -23,13 +30,18 @@ class ImageSet:
 
 @dataclass
 class RawDataset:
-    """What a source returns: both splits as read from disk, before any processing."""
+    """What a source returns: the splits as read from disk, before any processing.
+
+    ``val`` is set only by sources whose files hold a validation split of their own (a
+    user's dataset may return one); otherwise ``data.val_fraction`` holds one out.
+    """
 
     name: str
     train: ImageSet
     test: ImageSet
     classes: list[str]
     location: str  # the file or folder the data came from (for provenance and errors)
+    val: ImageSet | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -37,29 +49,20 @@ class RawDataset:
         return int(c), int(h), int(w)
 
 
-# Shapes and class counts known without reading any file (imagefolder must be read).
-KNOWN_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "mnist": ((1, 28, 28), 10),
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-}
-
-
 def input_spec(data_cfg: object) -> tuple[tuple[int, int, int], int]:
     """((C, H, W), num_classes) of the images a model will see, after any resize.
 
-    Reads no file for the built-in datasets; for ``imagefolder`` it loads the source.
+    Reads no file when the dataset's registry entry knows its shape and classes from its
+    settings alone; otherwise (``imagefolder``, a user's dataset) it loads the source.
     """
-    from convlab.config import DataConfig
+    from convlab.data.settings import DataConfig
+    from convlab.data.sources import dataset_info, load_raw
 
     assert isinstance(data_cfg, DataConfig)
-    if data_cfg.dataset == "synthetic":
-        shape, classes = data_cfg.synthetic.shape, data_cfg.synthetic.classes
-    elif data_cfg.dataset in KNOWN_SHAPES:
-        shape, classes = KNOWN_SHAPES[data_cfg.dataset]
+    info = dataset_info(data_cfg)
+    if info.shape is not None and info.classes is not None:
+        shape, classes = info.shape, len(info.classes)
     else:
-        from convlab.data.sources import load_raw
-
         raw = load_raw(data_cfg)
         shape, classes = raw.shape, len(raw.classes)
     c, h, w = shape

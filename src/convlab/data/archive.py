@@ -17,6 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,6 +252,75 @@ def extract_folder(archive: Path, folder: str, root: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def extract_members(archive: Path, members: dict[str, Path], max_bytes: int) -> None:
+    """Copy the named members of a zip or tar into the given files, all or nothing.
+
+    For archives whose files are too large to hold in memory (EMNIST's zip, the CIFAR-100
+    and STL-10 tarballs): each member is streamed to a temporary file beside its target
+    and renamed only when every member is written. The output names are ours (the
+    ``members`` mapping), never the archive's; a member must be a regular file of at most
+    ``max_bytes`` bytes.
+    """
+    tmps: dict[Path, Path] = {}
+    try:
+        for name, fileobj, size in _iter_members(archive, set(members)):
+            if size > max_bytes:
+                raise DataError(f"{archive}: member {name!r} holds {size} bytes "
+                                f"(more than the {max_bytes} expected)")
+            dest = members[name]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent)
+            tmps[dest] = Path(tmp_name)
+            with os.fdopen(fd, "wb") as out:
+                copied = _copy_bounded(fileobj, out, max_bytes)
+            if copied != size:
+                raise DataError(f"{archive}: member {name!r} is truncated")
+        missing = sorted(n for n, d in members.items() if d not in tmps)
+        if missing:
+            raise DataError(f"{archive}: holds no member {missing[0]!r}")
+        for dest, tmp in tmps.items():
+            os.replace(tmp, dest)
+        tmps.clear()
+    except OSError as e:
+        raise DataError(f"{archive}: cannot extract ({e.strerror or e})") from None
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _iter_members(archive: Path, names: set[str]) -> Iterator[tuple[str, Any, int]]:
+    """(name, readable file, declared size) of the wanted regular members."""
+    if tree_kind(archive) == "zip":
+        try:
+            zf = zipfile.ZipFile(archive)
+        except Exception as e:
+            raise DataError(f"{archive}: not a readable zip archive ({_one_line(e)})") from None
+        with zf:
+            for info in zf.infolist():
+                if info.filename in names and not info.is_dir():
+                    with zf.open(info) as f:
+                        yield info.filename, f, info.file_size
+        return
+    with _open_tar(archive) as tf:
+        while (member := _next_tar_member(tf, archive)) is not None:
+            name = safe_member_name(archive, member.name)
+            if name in names and member.isfile():
+                yield name, tf.extractfile(member), member.size
+
+
+def _copy_bounded(src: Any, dst: Any, max_bytes: int) -> int:
+    copied = 0
+    try:
+        while piece := src.read(1 << 22):
+            copied += len(piece)
+            if copied > max_bytes:
+                raise DataError(f"an archive member inflates past {max_bytes} bytes")
+            dst.write(piece)
+    except (zipfile.BadZipFile, EOFError, tarfile.TarError, zlib.error) as e:
+        raise DataError(f"corrupt archive member ({_one_line(e)})") from None
+    return copied
 
 
 # --------------------------------------------------------------------- download

@@ -1,4 +1,4 @@
-"""CIFAR-10: the python pickle batches (read with a restricted unpickler) or an image folder.
+"""CIFAR-10 and CIFAR-100: python pickles (read with a restricted unpickler), or images.
 
 The official ``cifar-10-python.tar.gz`` holds pickles, and unpickling runs whatever code
 a file names (``os.system`` through ``__reduce__``). torchvision's ``CIFAR10`` calls
@@ -19,17 +19,17 @@ import numpy as np
 import torch
 
 from convlab.data import ImageSet, RawDataset
-from convlab.data.archive import DownloadError, extract_folder, fetch
+from convlab.data.archive import DownloadError, extract_folder, extract_members, fetch
+from convlab.data.classes import CIFAR10_CLASSES, CIFAR100_COARSE, CIFAR100_FINE
 from convlab.errors import DataError
 
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # label order of the original batches; also alphabetical, so image folders agree
 BATCHES_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 ZIP_NAME = "cifar10-jpeg.zip"
 FOLDER_NAME = "cifar10"
+CIFAR100_FOLDER = "cifar-100-python"
+CIFAR100_FILES = ("train", "test")
 MAX_PICKLE_BYTES = 256 << 20  # a real batch is 31 MB
 _NUMERIC_CODES = frozenset(
     f"{kind}{size}" for kind, sizes in (("b", "1"), ("i", "1248"), ("u", "1248"), ("f", "248"))
@@ -131,7 +131,8 @@ def load_pickle(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_PICKLE_BYTES:
-            raise DataError(f"{path}: {size} bytes; a CIFAR batch is ~31 MB "
+            raise DataError(f"{path}: {size} bytes; a CIFAR batch is 31 MB (CIFAR-100's "
+                            f"train file 155 MB) "
                             f"(limit {MAX_PICKLE_BYTES})")
         data = path.read_bytes()
     except FileNotFoundError:
@@ -144,39 +145,45 @@ def load_pickle(path: Path) -> Any:
 # -------------------------------------------------------------------- batches
 
 
-def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def read_cifar_batch(path: Path, label_key: str = "labels",
+                     num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch file -> ((N, 3, 32, 32) uint8 images, (N,) int64 labels)."""
     batch = load_pickle(path)
-    return parse_cifar_batch(batch, str(path))
+    return parse_cifar_batch(batch, str(path), label_key, num_classes)
 
 
-def parse_cifar_batch(batch: Any, source: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check an unpickled batch: ``{"data": (N, 3072) uint8, "labels": N ints in 0..9}``."""
+def parse_cifar_batch(batch: Any, source: str, label_key: str = "labels",
+                      num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check an unpickled batch: ``{"data": (N, 3072) uint8, label_key: N ints}``.
+
+    CIFAR-10 batches label with ``labels`` (0..9); CIFAR-100 files with ``fine_labels``
+    (0..99) and ``coarse_labels`` (0..19).
+    """
     if not isinstance(batch, dict):
-        raise DataError(f"{source}: expected a dict with 'data' and 'labels', "
+        raise DataError(f"{source}: expected a dict with 'data' and '{label_key}', "
                         f"got {type(batch).__name__}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data, labels = batch.get("data"), batch.get("labels")
+    data, labels = batch.get("data"), batch.get(label_key)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3 * 32 * 32:
         got = f"{data.shape} {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{source}: expected 'data' as an (N, 3072) uint8 array, got {got}")
-    labels_arr = _labels_array(labels, source)
+    labels_arr = _labels_array(labels, source, label_key)
     if labels_arr.shape != (data.shape[0],):
         raise DataError(f"{source}: {labels_arr.size} labels for {data.shape[0]} images")
-    if labels_arr.size and (labels_arr.min() < 0 or labels_arr.max() >= len(CIFAR10_CLASSES)):
-        raise DataError(f"{source}: labels outside 0..{len(CIFAR10_CLASSES) - 1}")
+    if labels_arr.size and (labels_arr.min() < 0 or labels_arr.max() >= num_classes):
+        raise DataError(f"{source}: labels outside 0..{num_classes - 1}")
     # rows are 1024 red, 1024 green, 1024 blue values: (N, 3072) -> (N, 3, 32, 32)
     images = np.array(data.reshape(-1, 3, 32, 32), dtype=np.uint8, copy=True)
     return torch.from_numpy(images), torch.from_numpy(labels_arr.astype(np.int64))
 
 
-def _labels_array(labels: Any, source: str) -> np.ndarray:
+def _labels_array(labels: Any, source: str, key: str = "labels") -> np.ndarray:
     if isinstance(labels, list) and all(type(x) is int for x in labels):
         return np.array(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and labels.ndim == 1:
         return labels
-    raise DataError(f"{source}: expected 'labels' as a list of ints")
+    raise DataError(f"{source}: expected '{key}' as a list of ints")
 
 
 def read_batches_folder(folder: Path) -> RawDataset:
@@ -198,7 +205,7 @@ def load_cifar10(root: Path, path: Path | None = None, download: bool = True,
     ``<root>/cifar10-jpeg.zip``, else ``<root>/cifar10/``, else a download."""
     if path is not None:
         return _load_from(path, skip_bad_images)
-    candidates = [root / BATCHES_FOLDER, root / ZIP_NAME, root / FOLDER_NAME]
+    candidates = cifar10_candidates(root)
     for candidate in candidates:
         if candidate.exists():
             return _load_from(candidate, skip_bad_images)
@@ -225,6 +232,57 @@ def download_cifar10(root: Path) -> Path:
         return extract_folder(tarball, BATCHES_FOLDER, root)
     except OSError as e:
         raise DataError(f"{tarball}: cannot extract into {root} ({e.strerror or e})") from None
+
+
+def cifar10_candidates(root: Path) -> list[Path]:
+    """Where CIFAR-10 is looked for under a root, in order."""
+    return [root / BATCHES_FOLDER, root / ZIP_NAME, root / FOLDER_NAME]
+
+
+def load_cifar100(root: Path, path: Path | None = None, download: bool = True,
+                  label: str = "fine") -> RawDataset:
+    """CIFAR-100 from ``path`` (the ``cifar-100-python`` folder or one holding it), else
+    ``<root>/cifar-100-python``, else a download; ``label`` picks fine or coarse labels."""
+    folder = path if path is not None else root / CIFAR100_FOLDER
+    if path is not None and not (folder / "train").is_file():
+        folder = path / CIFAR100_FOLDER
+    if not (folder / CIFAR100_FILES[0]).is_file():
+        if path is not None or not download:
+            why = "data.download is false" if path is None else "data.path holds no train file"
+            raise DataError(_missing_100(folder, root, why))
+        try:
+            folder = download_cifar100(root)
+        except DownloadError as e:
+            raise DataError(_missing_100(folder, root, f"download failed: {e}")) from None
+    classes = CIFAR100_FINE if label == "fine" else CIFAR100_COARSE
+    splits = [read_cifar_batch(folder / name, f"{label}_labels", len(classes))
+              for name in CIFAR100_FILES]
+    (train_x, train_y), (test_x, test_y) = splits
+    return RawDataset("cifar100", ImageSet(train_x, train_y), ImageSet(test_x, test_y),
+                      list(classes), str(folder))
+
+
+def download_cifar100(root: Path) -> Path:
+    """Fetch ``cifar-100-python.tar.gz`` with torchvision's downloader (its URL and MD5) and
+    take out its train and test pickles (the train file, 155 MB, streamed to disk)."""
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import check_integrity
+
+    tarball = root / tvd.CIFAR100.filename
+    if not check_integrity(str(tarball), tvd.CIFAR100.tgz_md5):
+        fetch([tvd.CIFAR100.url], tarball, tvd.CIFAR100.tgz_md5)
+    folder = root / CIFAR100_FOLDER
+    extract_members(tarball, {f"{CIFAR100_FOLDER}/{n}": folder / n for n in CIFAR100_FILES},
+                    MAX_PICKLE_BYTES)
+    return folder
+
+
+def _missing_100(folder: Path, root: Path, why: str) -> str:
+    import torchvision.datasets as tvd
+
+    return (f"CIFAR-100 not found: looked for {folder / 'train'} and {folder / 'test'}; "
+            f"{why}. Get {tvd.CIFAR100.url} and unpack it in {root}, or set CONVLAB_DATA "
+            f"(or data.root) to a folder holding {CIFAR100_FOLDER}/")
 
 
 def _load_from(path: Path, skip_bad_images: bool) -> RawDataset:

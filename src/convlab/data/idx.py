@@ -1,4 +1,4 @@
-"""IDX files (MNIST, Fashion-MNIST): a validating reader and the MNIST-family loader.
+"""IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST): a validating reader and their loader.
 
 Why our own reader rather than ``torchvision.datasets.mnist.read_sn3_pascalvincent_tensor``
 (torchvision 0.29): it reads the whole file before looking at the header, checks the
@@ -28,6 +28,7 @@ import torch
 
 from convlab.data import ImageSet, RawDataset
 from convlab.data.archive import DownloadError, fetch
+from convlab.data.spec import Located
 from convlab.errors import DataError
 
 # dtype code -> numpy dtype (big-endian as stored; converted to native on read).
@@ -151,46 +152,69 @@ def _dims(header: IdxHeader) -> str:
 
 # ------------------------------------------------------------------- MNIST family
 
-SPLIT_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """One IDX dataset: where torchvision puts it and how to name it."""
+    """One IDX dataset: where torchvision puts it, its file names and how to read them."""
 
     name: str  # registry name, e.g. "fashion_mnist"
     folder: str  # torchvision's folder under the root, e.g. "FashionMNIST"
     classes: tuple[str, ...]
     homepage: str
     torchvision_class: str  # the torchvision dataset whose mirrors/resources we download
+    prefix: str = ""  # EMNIST: "emnist-balanced-"
+    split_stems: tuple[str, str] = ("train", "t10k")  # EMNIST: ("train", "test")
+    transposed: bool = False  # EMNIST stores each image transposed (column-major)
+    first_label: int = 0  # EMNIST letters: labels 1..26 in the files
+
+    def split_files(self) -> dict[str, tuple[str, str]]:
+        """``{"train": (images file, labels file), "test": (...)}``, without ``.gz``."""
+        return {split: (f"{self.prefix}{stem}-images-idx3-ubyte",
+                        f"{self.prefix}{stem}-labels-idx1-ubyte")
+                for split, stem in zip(("train", "test"), self.split_stems, strict=True)}
 
 
-MNIST = IdxDataset(
-    "mnist", "MNIST", tuple(str(i) for i in range(10)),
-    "http://yann.lecun.com/exdb/mnist/", "MNIST",
-)
-FASHION_MNIST = IdxDataset(
-    "fashion_mnist", "FashionMNIST",
-    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    "https://github.com/zalandoresearch/fashion-mnist", "FashionMNIST",
-)
+def _spec(name: str, folder: str, homepage: str, tv: str) -> IdxDataset:
+    from convlab.data.classes import DIGITS, FASHION_CLASSES, KMNIST_CLASSES
+
+    classes = {"mnist": DIGITS, "fashion_mnist": FASHION_CLASSES, "kmnist": KMNIST_CLASSES}
+    return IdxDataset(name, folder, classes[name], homepage, tv)
+
+
+MNIST = _spec("mnist", "MNIST", "http://yann.lecun.com/exdb/mnist/", "MNIST")
+FASHION_MNIST = _spec("fashion_mnist", "FashionMNIST",
+                      "https://github.com/zalandoresearch/fashion-mnist", "FashionMNIST")
+KMNIST = _spec("kmnist", "KMNIST", "http://codh.rois.ac.jp/kmnist/", "KMNIST")
+IDX_SPECS = {s.name: s for s in (MNIST, FASHION_MNIST, KMNIST)}
+MAX_EMNIST_MEMBER = 1 << 30  # the largest file of EMNIST's zip inflates to ~550 MB
+
+
+def emnist_spec(split: str) -> IdxDataset:
+    """EMNIST's files of one split (``balanced``, ``byclass``, ``letters``, ...)."""
+    from convlab.data.classes import EMNIST_CLASSES
+
+    return IdxDataset("emnist", "EMNIST", EMNIST_CLASSES[split],
+                      "https://www.nist.gov/itl/products-and-services/emnist-dataset",
+                      "EMNIST", prefix=f"emnist-{split}-", split_stems=("train", "test"),
+                      transposed=True, first_label=1 if split == "letters" else 0)
 
 
 def candidate_dirs(spec: IdxDataset, root: Path, path: Path | None = None) -> list[Path]:
     """Folders searched, in order: torchvision's ``<root>/MNIST/raw``, ``<root>/MNIST``, root."""
-    if path is not None:
-        return [path / spec.folder / "raw", path / spec.folder, path]
-    return [root / spec.folder / "raw", root / spec.folder, root]
+    base = path if path is not None else root
+    return [base / spec.folder / "raw", base / spec.folder, base]
 
 
-def find_files(folder: Path) -> dict[str, Path] | None:
+def locate_idx(spec: IdxDataset, root: Path, path: Path | None = None) -> Located:
+    """Where the four files are looked for, and the first folder holding all of them."""
+    dirs = candidate_dirs(spec, root, path)
+    return Located(dirs, next((d for d in dirs if find_files(spec, d) is not None), None))
+
+
+def find_files(spec: IdxDataset, folder: Path) -> dict[str, Path] | None:
     """The four files in ``folder`` (unpacked preferred over ``.gz``), or None if any is missing."""
     found: dict[str, Path] = {}
-    for names in SPLIT_FILES.values():
+    for names in spec.split_files().values():
         for name in names:
             for candidate in (folder / name, folder / f"{name}.gz"):
                 if candidate.is_file():
@@ -206,18 +230,21 @@ def load_idx_dataset(spec: IdxDataset, root: Path, download: bool,
     """Find (or download) and read the four IDX files of an MNIST-like dataset."""
     dirs = candidate_dirs(spec, root, path)
     for folder in dirs:
-        files = find_files(folder)
+        files = find_files(spec, folder)
         if files is not None:
             return _read_dataset(spec, folder, files)
     if not download:
         raise DataError(_missing_message(spec, dirs, root, "data.download is false"))
     target = dirs[0]
     try:
-        download_idx(spec, target)
+        if spec.name == "emnist":
+            download_emnist(spec, target)
+        else:
+            download_idx(spec, target)
     except DownloadError as e:
         raise DataError(_missing_message(spec, dirs, root, f"download failed: {e}")) from None
-    files = find_files(target)
-    if files is None:  # pragma: no cover - download_idx fetched all four or raised
+    files = find_files(spec, target)
+    if files is None:  # pragma: no cover - the downloads fetched all four or raised
         raise DataError(_missing_message(spec, dirs, root, "download left files missing"))
     return _read_dataset(spec, target, files)
 
@@ -239,14 +266,30 @@ def download_idx(spec: IdxDataset, target: Path) -> None:
         fetch(urls, target / filename, md5)
 
 
+def download_emnist(spec: IdxDataset, target: Path) -> None:
+    """Fetch EMNIST's one zip (torchvision's URL and MD5; kept for the other splits) and
+    take out the four ``gzip/<file>.gz`` of this split, names chosen by us, not the zip."""
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import check_integrity
+
+    from convlab.data.archive import extract_members
+
+    archive = target / "gzip.zip"
+    if not check_integrity(str(archive), tvd.EMNIST.md5):
+        fetch([tvd.EMNIST.url], archive, tvd.EMNIST.md5)
+    names = [f"{n}.gz" for pair in spec.split_files().values() for n in pair]
+    extract_members(archive, {f"gzip/{n}": target / n for n in names}, MAX_EMNIST_MEMBER)
+
+
 def _missing_message(spec: IdxDataset, dirs: list[Path], root: Path, why: str) -> str:
     import torchvision.datasets as tvd
 
-    mirrors = getattr(getattr(tvd, spec.torchvision_class), "mirrors", [spec.homepage])
-    names = ", ".join(n for pair in SPLIT_FILES.values() for n in pair)
+    tv = getattr(tvd, spec.torchvision_class)
+    source = getattr(tv, "mirrors", None) or [getattr(tv, "url", spec.homepage)]
+    names = ", ".join(n for pair in spec.split_files().values() for n in pair)
     return (
         f"{spec.folder} not found: looked for {names} (each optionally .gz) in "
-        f"{', '.join(str(d) for d in dirs)}; {why}. Get the files from {mirrors[0]} "
+        f"{', '.join(str(d) for d in dirs)}; {why}. Get the files from {source[0]} "
         f"(or {spec.homepage}) and put them in {dirs[0]}, or set CONVLAB_DATA (or data.root) "
         f"to a folder holding {spec.folder}/raw/"
     )
@@ -257,14 +300,14 @@ def _read_dataset(spec: IdxDataset, folder: Path, files: dict[str, Path]) -> Raw
     test = _read_split(spec, files, "test")
     if train.images.shape[1:] != test.images.shape[1:]:
         raise DataError(
-            f"{files[SPLIT_FILES['test'][0]]}: test images are "
+            f"{files[spec.split_files()['test'][0]]}: test images are "
             f"{tuple(test.images.shape[2:])}, train images {tuple(train.images.shape[2:])}"
         )
     return RawDataset(spec.name, train, test, list(spec.classes), str(folder))
 
 
 def _read_split(spec: IdxDataset, files: dict[str, Path], split: str) -> ImageSet:
-    image_name, label_name = SPLIT_FILES[split]
+    image_name, label_name = spec.split_files()[split]
     image_path, label_path = files[image_name], files[label_name]
     images = _expect(read_idx(image_path), image_path, 3, "(N, H, W) uint8 images")
     labels = _expect(read_idx(label_path), label_path, 1, "(N,) uint8 labels")
@@ -272,12 +315,14 @@ def _read_split(spec: IdxDataset, files: dict[str, Path], split: str) -> ImageSe
         raise DataError(f"{label_path}: {len(labels)} labels for {len(images)} images")
     if len(labels) == 0:
         raise DataError(f"{label_path}: no examples")
-    if int(labels.max()) >= len(spec.classes):
-        raise DataError(
-            f"{label_path}: label {int(labels.max())} out of range 0..{len(spec.classes) - 1}"
-        )
-    # (N, H, W) uint8 -> (N, 1, H, W) uint8; labels (N,) uint8 -> int64
-    return ImageSet(images.unsqueeze(1), labels.long())
+    low, high = spec.first_label, spec.first_label + len(spec.classes) - 1
+    if int(labels.min()) < low or int(labels.max()) > high:
+        bad = int(labels.min()) if int(labels.min()) < low else int(labels.max())
+        raise DataError(f"{label_path}: label {bad} out of range {low}..{high}")
+    if spec.transposed:  # (N, W, H) as stored -> (N, H, W): upright characters
+        images = images.transpose(1, 2).contiguous()
+    # (N, H, W) uint8 -> (N, 1, H, W) uint8; labels (N,) uint8 -> int64 from 0
+    return ImageSet(images.unsqueeze(1), labels.long() - spec.first_label)
 
 
 def _expect(t: torch.Tensor, path: Path, ndim: int, what: str) -> torch.Tensor:
@@ -286,4 +331,3 @@ def _expect(t: torch.Tensor, path: Path, ndim: int, what: str) -> torch.Tensor:
             f"{path}: expected {what}, got {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
         )
     return t
-

@@ -30,10 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convlab.data import ImageSet, RawDataset
-from convlab.data.archive import TreeFile, folder_listing, read_tree, tree_kind
+from convlab.data.archive import (
+    DownloadError,
+    TreeFile,
+    fetch,
+    folder_listing,
+    read_tree,
+    tree_kind,
+)
 from convlab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -64,46 +71,77 @@ class Decoded:
 def load_imagefolder(path: Path, *, test_fraction: float | None = None, split_seed: int = 0,
                      resize: int | None = None, skip_bad_images: bool = False,
                      name: str = "imagefolder", classes: Sequence[str] | None = None,
-                     use_cache: bool = True) -> RawDataset:
+                     use_cache: bool = True, labels: Path | None = None,
+                     split_dirs: tuple[str, str] = SPLITS, fit: bool = False,
+                     class_names: Sequence[str] | None = None) -> RawDataset:
     """Read an image tree into a RawDataset.
 
     ``classes`` fixes the class list (and so the label of each folder), for datasets such
     as CIFAR-10 whose label order is defined elsewhere; otherwise it is the sorted list of
     class folders, as in torchvision's ``ImageFolder``. ``test_fraction`` splits a flat
-    ``<class>/*`` tree per class (stratified), seeded by ``split_seed``.
+    ``<class>/*`` tree per class (stratified), seeded by ``split_seed``. ``labels``: a CSV
+    of ``file,label[,split]`` rows labels the files instead of class folders.
+    ``split_dirs``: the folder names of the train and test splits (Imagenette: ``val``).
+    ``fit``: with ``resize``, scale the shorter side and centre-crop (keeps the aspect).
+    ``class_names``: the names to report for ``classes`` (Imagenette's WordNet ids).
     """
     decoded = read_image_tree(path, resize=resize, skip_bad_images=skip_bad_images,
-                              classes=classes, use_cache=use_cache)
+                              classes=classes, use_cache=use_cache, labels=labels,
+                              split_dirs=split_dirs, fit=fit)
+    where = labels if labels is not None else path
     if "all" in decoded.splits:
         if test_fraction is None:
-            raise DataError(f"{path}: no train/ and test/ folders; {_layout_help()}")
-        images, labels = decoded.splits["all"]
-        train_idx, test_idx = stratified_split(labels, test_fraction, split_seed)
+            help_ = ("give each CSV row a third column, train or test, or set "
+                     "data.test_fraction" if labels is not None else _layout_help())
+            raise DataError(f"{where}: no train/test split; {help_}"
+                            if labels is not None else
+                            f"{path}: no train/ and test/ folders; {help_}")
+        images, labels_ = decoded.splits["all"]
+        train_idx, test_idx = stratified_split(labels_, test_fraction, split_seed)
         if len(test_idx) == 0:
-            raise DataError(f"{path}: too few images per class to split off a test set")
-        train, test = (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
+            raise DataError(f"{where}: too few images per class to split off a test set")
+        train = (images[train_idx], labels_[train_idx])
+        test = (images[test_idx], labels_[test_idx])
     else:
         train, test = decoded.splits["train"], decoded.splits["test"]
-    return RawDataset(name, _image_set(*train), _image_set(*test), decoded.classes, str(path))
+    names = list(class_names) if class_names is not None else decoded.classes
+    return RawDataset(name, _image_set(*train), _image_set(*test), names, str(path))
 
 
 def read_image_tree(path: Path, *, resize: int | None = None, skip_bad_images: bool = False,
-                    classes: Sequence[str] | None = None, use_cache: bool = True) -> Decoded:
+                    classes: Sequence[str] | None = None, use_cache: bool = True,
+                    labels: Path | None = None, split_dirs: tuple[str, str] = SPLITS,
+                    fit: bool = False) -> Decoded:
     """Decode every image of a tree (or take it from the cache), before any split."""
     path = Path(path)
     kind = tree_kind(path)
-    key = _cache_key(path, kind, resize, skip_bad_images, classes) if use_cache else None
+    extra = _extra_key(labels, split_dirs, fit)
+    key = _cache_key(path, kind, resize, skip_bad_images, classes, extra) if use_cache else None
     cached = _cache_load(key, path) if key else None
     if cached is not None:
         for message in cached.skipped:
             warnings.warn(f"{path}: skipped {message}", stacklevel=2)
         return cached
     files = read_tree(path, is_image_name)
+    grouping = label_csv(labels, path, [f.name for f in files]) if labels is not None else None
     decoded = decode_tree(path, files, resize=resize, skip_bad_images=skip_bad_images,
-                          classes=classes)
+                          classes=classes, split_dirs=split_dirs, fit=fit, grouping=grouping)
     if key:
         _cache_save(key, decoded)
     return decoded
+
+
+def _extra_key(labels: Path | None, split_dirs: tuple[str, str], fit: bool) -> list[object]:
+    """What besides the images a decode depends on: the CSV's bytes, split names, crop."""
+    if labels is None and split_dirs == SPLITS and not fit:
+        return []  # the key of every tree decoded before these options existed
+    digest = None
+    if labels is not None:
+        try:
+            digest = hashlib.sha256(Path(labels).read_bytes()).hexdigest()
+        except OSError:
+            digest = "unreadable"
+    return [digest, list(split_dirs), fit]
 
 
 def is_image_name(name: str) -> bool:
@@ -115,12 +153,17 @@ def is_image_name(name: str) -> bool:
 
 
 def decode_tree(path: Path, files: list[TreeFile], *, resize: int | None = None,
-                skip_bad_images: bool = False,
-                classes: Sequence[str] | None = None) -> Decoded:
-    """Label the files by folder, decode those in a split, and stack each split."""
-    groups, class_list = label_files(path, [f.name for f in files], classes)
+                skip_bad_images: bool = False, classes: Sequence[str] | None = None,
+                split_dirs: tuple[str, str] = SPLITS, fit: bool = False,
+                grouping: tuple[dict[str, list[tuple[int, int]]], list[str]] | None = None,
+                ) -> Decoded:
+    """Label the files by folder (or by ``grouping``), decode those in a split, stack each."""
+    if grouping is None:
+        grouping = label_files(path, [f.name for f in files], classes, split_dirs)
+    groups, class_list = grouping
     used = sorted(i for members in groups.values() for i, _ in members)  # not e.g. val/
-    decoded = decode_many([files[i].data for i in used], resize)
+    check_memory(path, [files[i].data for i in used], resize, fit)
+    decoded = decode_many([files[i].data for i in used], resize, fit=fit)
     results = dict(zip(used, decoded, strict=True))
     skipped = _report_bad(path, [files[i] for i in used], decoded, skip_bad_images)
     channels = 3 if any(not isinstance(r, str) and r.shape[0] == 3 for r in decoded) else 1
@@ -133,6 +176,20 @@ def decode_tree(path: Path, files: list[TreeFile], *, resize: int | None = None,
         images = stack_images(arrays, [files[i].name for i, _ in good], channels, path)
         splits[split] = (images, np.array([label for _, label in good], dtype=np.int64))
     return Decoded(list(class_list), splits, skipped)
+
+
+def check_memory(path: Path, datas: list[bytes], resize: int | None, fit: bool) -> None:
+    """Refuse, before decoding, a tree whose decoded images would not fit in memory
+    (estimated from the first image that decodes, at the size it will have)."""
+    from convlab.data.memory import check_fits
+
+    for data in datas[:8]:
+        first = _decode_or_reason(data, resize, fit)
+        if not isinstance(first, str):
+            c, h, w = first.shape
+            check_fits(f"{path}", len(datas), (3 if c == 1 else c, h, w),
+                       "set data.resize to decode them smaller, or use fewer images")
+            return
 
 
 def _report_bad(path: Path, files: list[TreeFile], results: list[np.ndarray | str],
@@ -150,6 +207,7 @@ def _report_bad(path: Path, files: list[TreeFile], results: list[np.ndarray | st
 
 
 def label_files(path: Path, names: list[str], classes: Sequence[str] | None = None,
+                split_dirs: tuple[str, str] = SPLITS,
                 ) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
     """Group files by split: ``{"train": [(index into names, label), ...], ...}``.
 
@@ -159,15 +217,17 @@ def label_files(path: Path, names: list[str], classes: Sequence[str] | None = No
     """
     if not names:
         raise DataError(f"{path}: no images (.png .jpg .jpeg .bmp .gif .webp) found")
-    prefix = _wrapping_folder(names)
+    prefix = _wrapping_folder(names, split_dirs)
     rel = [n[len(prefix):] for n in names]
     tops = {r.split("/", 1)[0] for r in rel if "/" in r}
-    if tops & set(SPLITS):
-        missing = [s for s in SPLITS if s not in tops]
+    if tops & set(split_dirs):
+        missing = [s for s in split_dirs if s not in tops]
         if missing:
-            raise DataError(f"{path}: has no {missing[0]}/ folder beside "
-                            f"{SPLITS[1 - SPLITS.index(missing[0])]}/; {_layout_help()}")
-        per_split = {s: _classes_of(path, names, rel, f"{s}/") for s in SPLITS}
+            other = split_dirs[1 - split_dirs.index(missing[0])]
+            raise DataError(f"{path}: has no {missing[0]}/ folder beside {other}/; "
+                            f"{_layout_help()}")
+        per_split = {canon: _classes_of(path, names, rel, f"{d}/")
+                     for canon, d in zip(SPLITS, split_dirs, strict=True)}
     else:
         per_split = {"all": _classes_of(path, names, rel, "")}
     found = sorted({c for members in per_split.values() for _, c in members})
@@ -178,12 +238,12 @@ def label_files(path: Path, names: list[str], classes: Sequence[str] | None = No
     return groups, class_list
 
 
-def _wrapping_folder(names: list[str]) -> str:
+def _wrapping_folder(names: list[str], split_dirs: tuple[str, str] = SPLITS) -> str:
     """``"top/"`` if every file sits under one folder that is not itself the tree."""
     first = {n.split("/", 1)[0] for n in names}
     if len(first) == 1 and all(n.count("/") >= 2 for n in names):
         (top,) = first
-        if top not in SPLITS:
+        if top not in split_dirs:
             return f"{top}/"
     return ""
 
@@ -220,6 +280,81 @@ def _check_classes(path: Path, found: list[str], per_split: dict[str, list[tuple
     if len(found) < 2:
         raise DataError(f"{path}: found {len(found)} class folder(s) {found}; expected at least 2")
     return found
+
+
+def label_csv(csv_path: Path, path: Path, names: list[str],
+              ) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
+    """Group the files of a tree by a CSV of ``file,label[,split]`` rows (Kaggle's layout).
+
+    ``file`` is relative to the tree (``data.path``), with or without its image suffix;
+    a first row whose file is not in the tree is a header. ``split`` is ``train`` or
+    ``test``; without it every row goes to split ``all`` (for ``data.test_fraction``).
+    Classes are the sorted labels (numerically when every label is an integer).
+    """
+    rows = _read_csv(csv_path)
+    index: dict[str, int] = {}
+    for i, n in enumerate(names):
+        index[n] = i
+        index.setdefault(n.rsplit(".", 1)[0], i)  # "img_001" finds "img_001.png"
+    if rows and _lookup(index, rows[0][1][0]) is None:
+        rows = rows[1:]  # a header row: id,label
+    if not rows:
+        raise DataError(f"{csv_path}: no rows of file,label")
+    entries: list[tuple[int, str, str]] = []
+    seen: set[int] = set()
+    for line, row in rows:
+        if len(row) not in (2, 3) or not row[1].strip():
+            raise DataError(f"{csv_path}:{line}: expected file,label or file,label,split, "
+                            f"got {len(row)} field(s)")
+        i = _lookup(index, row[0])
+        if i is None:
+            raise DataError(f"{csv_path}:{line}: {row[0]!r} is not an image under {path}")
+        if i in seen:
+            raise DataError(f"{csv_path}:{line}: {row[0]!r} is listed twice")
+        seen.add(i)
+        split = row[2].strip().lower() if len(row) == 3 else "all"
+        if split not in ("train", "test", "all"):
+            raise DataError(f"{csv_path}:{line}: split {row[2]!r}; expected train or test")
+        entries.append((i, row[1].strip(), split))
+    splits = {split for _, _, split in entries}
+    if "all" in splits and len(splits) > 1:
+        raise DataError(f"{csv_path}: some rows name a split and some do not")
+    if "all" not in splits and splits != {"train", "test"}:
+        raise DataError(f"{csv_path}: every row is {splits.pop()}; expected train and test rows")
+    labels = sorted({label for _, label, _ in entries},
+                    key=lambda x: (int(x), x) if _is_int(x) else (float("inf"), x))
+    if len(labels) < 2:
+        raise DataError(f"{csv_path}: found {len(labels)} label(s); expected at least 2")
+    number = {label: k for k, label in enumerate(labels)}
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for i, label, split in sorted(entries, key=lambda e: names[e[0]]):
+        groups.setdefault(split, []).append((i, number[label]))
+    return groups, labels
+
+
+def _read_csv(csv_path: Path) -> list[tuple[int, list[str]]]:
+    import csv
+
+    try:
+        text = Path(csv_path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{csv_path}: file not found (data.labels)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{csv_path}: cannot read ({e})") from None
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as e:
+        raise DataError(f"{csv_path}: not a CSV file ({e})") from None
+    return [(n, row) for n, row in enumerate(rows, 1) if any(f.strip() for f in row)]
+
+
+def _lookup(index: dict[str, int], name: str) -> int | None:
+    name = name.strip().removeprefix("./")
+    return index.get(name, index.get(name.rsplit(".", 1)[0]) if "." in name else None)
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
 
 
 def _layout_help() -> str:
@@ -284,7 +419,7 @@ def decode_image(data: bytes, name: str = "<bytes>", resize: int | None = None) 
     return result
 
 
-def _decode_or_reason(data: bytes, resize: int | None) -> np.ndarray | str:
+def _decode_or_reason(data: bytes, resize: int | None, fit: bool = False) -> np.ndarray | str:
     """The array, or why the bytes are not an acceptable image (picklable for a pool)."""
     try:
         with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
@@ -295,7 +430,7 @@ def _decode_or_reason(data: bytes, resize: int | None) -> np.ndarray | str:
                 return f"{im.width}x{im.height} pixels exceeds the {limit}-pixel limit " \
                        f"(decompression bomb?)"
             im.load()
-            return _to_array(im, resize)
+            return _to_array(im, resize, fit)
     except UnidentifiedImageError:
         return "not a PNG, JPEG, BMP, GIF or WebP image"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -305,8 +440,9 @@ def _decode_or_reason(data: bytes, resize: int | None) -> np.ndarray | str:
         return f"unreadable or truncated image ({text[:150]})"
 
 
-def _to_array(im: Image.Image, resize: int | None) -> np.ndarray:
-    """Grey modes -> "L", everything else -> "RGB"; optional square resize."""
+def _to_array(im: Image.Image, resize: int | None, fit: bool = False) -> np.ndarray:
+    """Grey modes -> "L", everything else -> "RGB"; optional square resize (``fit``:
+    shorter side to ``resize``, then the centre square: no distortion)."""
     if im.mode.startswith("I;16"):  # 16-bit grey: keep the high byte, not a clipped value
         im = Image.fromarray((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8), "L")
     elif im.mode in ("1", "I", "F", "LA", "La"):
@@ -316,7 +452,10 @@ def _to_array(im: Image.Image, resize: int | None) -> np.ndarray:
     elif im.mode not in ("L", "RGB"):
         im = im.convert("RGB")
     if resize and im.size != (resize, resize):
-        im = im.resize((resize, resize), Image.Resampling.BILINEAR)
+        if fit:
+            im = ImageOps.fit(im, (resize, resize), Image.Resampling.BILINEAR)
+        else:
+            im = im.resize((resize, resize), Image.Resampling.BILINEAR)
     array = np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
     if array.ndim == 2:
         return array[None]  # (1, H, W)
@@ -325,7 +464,7 @@ def _to_array(im: Image.Image, resize: int | None) -> np.ndarray:
 
 
 def decode_many(datas: list[bytes], resize: int | None = None,
-                workers: int | None = None) -> list[np.ndarray | str]:
+                workers: int | None = None, fit: bool = False) -> list[np.ndarray | str]:
     """Decode many images, in a pool when there are enough; each result is an array or
     the reason the image was refused. The bomb warning is an error while this runs."""
     workers = _default_workers() if workers is None else workers
@@ -334,8 +473,8 @@ def decode_many(datas: list[bytes], resize: int | None = None,
     with warnings.catch_warnings():  # set in this thread, before any worker starts
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         if workers <= 1 or len(datas) < POOL_MIN_IMAGES:
-            return [_decode_or_reason(d, resize) for d in datas]
-        return _decode_in_pool(datas, resize, workers)
+            return [_decode_or_reason(d, resize, fit) for d in datas]
+        return _decode_in_pool(datas, resize, workers, fit)
 
 
 # Inputs of running pools by token. Forked workers inherit this dict (copy-on-write), so
@@ -343,11 +482,11 @@ def decode_many(datas: list[bytes], resize: int | None = None,
 _POOL_INPUTS: dict[int, list[bytes]] = {}
 
 
-def _decode_range(token: int, start: int, stop: int,
-                  resize: int | None) -> tuple[np.ndarray | None, list[np.ndarray | str]]:
+def _decode_range(token: int, start: int, stop: int, resize: int | None,
+                  fit: bool = False) -> tuple[np.ndarray | None, list[np.ndarray | str]]:
     """Decode ``_POOL_INPUTS[token][start:stop]``; equal-shaped results come back as one
     stacked array (one buffer to pickle instead of hundreds of small ones)."""
-    results = [_decode_or_reason(d, resize) for d in _POOL_INPUTS[token][start:stop]]
+    results = [_decode_or_reason(d, resize, fit) for d in _POOL_INPUTS[token][start:stop]]
     shapes = {r.shape if not isinstance(r, str) else None for r in results}
     if len(shapes) == 1 and None not in shapes:
         return np.stack(results), []  # type: ignore[arg-type]  # (n, C, H, W)
@@ -355,7 +494,7 @@ def _decode_range(token: int, start: int, stop: int,
 
 
 def _decode_in_pool(datas: list[bytes], resize: int | None,
-                    workers: int) -> list[np.ndarray | str]:
+                    workers: int, fit: bool = False) -> list[np.ndarray | str]:
     token = id(datas)
     _POOL_INPUTS[token] = datas  # registered before the pool forks its workers
     starts = range(0, len(datas), CHUNK)
@@ -363,9 +502,9 @@ def _decode_in_pool(datas: list[bytes], resize: int | None,
         with _executor(workers) as pool:
             parts = list(pool.map(_decode_range, repeat(token), starts,
                                   [min(s + CHUNK, len(datas)) for s in starts],
-                                  repeat(resize)))
+                                  repeat(resize), repeat(fit)))
     except BrokenProcessPool:  # a worker died (e.g. out of memory): finish in this process
-        return [_decode_or_reason(d, resize) for d in datas]
+        return [_decode_or_reason(d, resize, fit) for d in datas]
     finally:
         del _POOL_INPUTS[token]
     return [r for stacked, items in parts for r in (list(stacked) if stacked is not None
@@ -409,7 +548,7 @@ def cache_file(path: Path, *, resize: int | None = None, skip_bad_images: bool =
 
 
 def _cache_key(path: Path, kind: str, resize: int | None, skip_bad: bool,
-               classes: Sequence[str] | None) -> str | None:
+               classes: Sequence[str] | None, extra: list[object] | None = None) -> str | None:
     """A hash of what the decoded arrays depend on: the file(s) by size and mtime, and the
     decoding settings. A folder is keyed by every image's (name, size, mtime)."""
     try:
@@ -424,7 +563,7 @@ def _cache_key(path: Path, kind: str, resize: int | None, skip_bad: bool,
     except OSError:
         return None
     blob = json.dumps([CACHE_VERSION, str(resolved), kind, stamp, resize, skip_bad,
-                       list(classes) if classes is not None else None])
+                       list(classes) if classes is not None else None, *(extra or [])])
     return f"{_safe_stem(path)}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
 
 
@@ -475,3 +614,56 @@ def _cache_save(key: str, decoded: Decoded) -> None:
     finally:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- imagenette
+
+IMAGENETTE_FOLDERS = {"160": "imagenette2-160", "320": "imagenette2-320", "full": "imagenette2"}
+_IMAGENETTE_ARCHIVES = {"160": "160px", "320": "320px", "full": "full"}  # torchvision's keys
+
+
+def imagenette_candidates(root: Path, size: str) -> list[Path]:
+    """Where Imagenette of one size is looked for: its published folder, or its .tgz."""
+    folder = IMAGENETTE_FOLDERS[size]
+    return [root / folder, root / f"{folder}.tgz"]
+
+
+def load_imagenette(root: Path, path: Path | None, download: bool, size: str, pixels: int,
+                    skip_bad_images: bool = False) -> RawDataset:
+    """Imagenette (fast.ai) in its published layout, ``imagenette2-160/{train,val}/<wnid>/``
+    (``val`` is the test split), decoded to ``pixels`` squares (shorter side, centre
+    crop); ``path`` may name the folder or its .tgz, read in place."""
+    from convlab.data.classes import IMAGENETTE_WNIDS
+
+    candidates = [path] if path is not None else imagenette_candidates(root, size)
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        if path is not None or not download:
+            why = "data.download is false" if path is None else "data.path does not exist"
+            raise DataError(_imagenette_missing(candidates, root, size, why))
+        try:
+            found = download_imagenette(root, size)
+        except DownloadError as e:
+            raise DataError(_imagenette_missing(candidates, root, size,
+                                                f"download failed: {e}")) from None
+    wnids = tuple(IMAGENETTE_WNIDS)
+    return load_imagefolder(found, resize=pixels, fit=True, skip_bad_images=skip_bad_images,
+                            name="imagenette", classes=wnids, split_dirs=("train", "val"),
+                            class_names=[IMAGENETTE_WNIDS[w] for w in wnids])
+
+
+def download_imagenette(root: Path, size: str) -> Path:
+    """The .tgz with torchvision's URL and MD5, read in place (no extraction needed)."""
+    import torchvision.datasets as tvd
+
+    url, md5 = tvd.Imagenette._ARCHIVES[_IMAGENETTE_ARCHIVES[size]]
+    tarball = root / f"{IMAGENETTE_FOLDERS[size]}.tgz"
+    fetch([url], tarball, md5)
+    return tarball
+
+
+def _imagenette_missing(candidates: list[Path], root: Path, size: str, why: str) -> str:
+    return (f"Imagenette ({size}) not found: looked for {', '.join(map(str, candidates))}; "
+            f"{why}. Get {IMAGENETTE_FOLDERS[size]}.tgz from "
+            f"https://github.com/fastai/imagenette and put it (or its folder) in {root}, or "
+            f"set CONVLAB_DATA (or data.root) to the folder holding it")

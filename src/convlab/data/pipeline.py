@@ -3,7 +3,7 @@
 Read the source once, then keep every split as one uint8 tensor on the device and
 gather batches by index; augmentation and normalization run per batch as tensor ops.
 (A DataLoader with per-sample PIL transforms costs ~10 s per MNIST epoch on the 2-core
-CPU this was measured on; gathering from memory costs ~35 ms. See DESIGN.md.)
+CPU this was measured on; gathering from memory costs ~35 ms.)
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from convlab.config import DataConfig
 from convlab.data import ImageSet
+from convlab.data.settings import DataConfig
 from convlab.errors import ConfigError
 
 
@@ -38,6 +39,13 @@ class PreparedData:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Images per split as trained and evaluated (after val_fraction and subset): what
+        the run's header line reports."""
+        return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
+                "test": len(self.test)}
+
 
 def prepare_data(
     cfg: DataConfig, device: torch.device, model_normalizes: bool = False
@@ -59,16 +67,26 @@ def prepare_data(
     train, test = raw.train, raw.test
     g = torch.Generator().manual_seed(cfg.split_seed)
     order = torch.randperm(len(train), generator=g)  # one fixed shuffle for split and subset
-    n_val = round(len(train) * cfg.val_fraction)
-    val = train.take(order[:n_val].sort().values) if n_val else None
+    if raw.val is not None:  # the source's own validation split
+        if cfg.val_fraction:
+            raise ConfigError(f"data.val_fraction: {raw.location} has a validation split of "
+                              f"its own; set val_fraction to 0 to use it")
+        n_val, val = 0, raw.val
+    else:
+        n_val = round(len(train) * cfg.val_fraction)
+        val = train.take(order[:n_val].sort().values) if n_val else None
     train_idx = order[n_val:]
     if cfg.subset.train:
         train_idx = train_idx[: cfg.subset.train]
     train = train.take(train_idx.sort().values)
+    if val is not None and cfg.subset.val and cfg.subset.val < len(val):
+        val = val.take(torch.randperm(len(val), generator=g)[: cfg.subset.val].sort().values)
     if cfg.subset.test and cfg.subset.test < len(test):
         test = test.take(torch.randperm(len(test), generator=g)[: cfg.subset.test].sort().values)
+    val = _whole(val) if val is not None else None
+    test = _whole(test)
+    c, h, w = (int(d) for d in train.images.shape[1:])
     if cfg.permute is not None:
-        _, h, w = raw.shape
         perm = pixel_permutation(cfg.permute.seed, h, w)
         train, test = (ImageSet(permute_pixels(s.images, perm), s.labels) for s in (train, test))
         if val is not None:
@@ -81,7 +99,6 @@ def prepare_data(
         )
     normalizer = fit_normalizer(train.images, mode, cfg.zca_epsilon)
     fingerprint = data_fingerprint(train, val, test)
-    c, h, w = raw.shape
     if cfg.resize:
         h = w = cfg.resize
     return PreparedData(
@@ -96,6 +113,11 @@ def prepare_data(
         fingerprint=fingerprint,
         location=raw.location,
     )
+
+
+def _whole(s: Any) -> ImageSet:
+    """A split in memory: a lazy one (a user's map-style dataset) is materialized whole."""
+    return s if isinstance(s, ImageSet) else s.take(torch.arange(len(s)))
 
 
 def effective_normalize(mode: str, model_normalizes: bool) -> str:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from convlab.config import AugmentConfig
+from convlab.data.settings import AugmentConfig
 
 NORMALIZE_MODES = ("none", "channel", "mean_image", "zca")
 
