@@ -59,3 +59,38 @@ def single_report(run_dirs: list[Path], tmp_path_factory: pytest.TempPathFactory
     from convlab.report.report import write_report
 
     return write_report(load_runs([run_dirs[0]]), tmp_path_factory.mktemp("single") / "out")
+
+
+@pytest.fixture(scope="session")
+def short_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 1-epoch runs (course-work length): an epoch-0 evaluation, train metrics after
+    every step, one gradient-norm row each (a single point to draw)."""
+    import convlab
+
+    root = tmp_path_factory.mktemp("short") / "lr"
+    for lr in (0.01, 0.001):
+        cfg = tiny_config(
+            name="short", description=f"Adam at lr {lr}", data={"val_fraction": 0.25},
+            optim={"name": "adam", "lr": lr},
+            train={"epochs": 1, "threads": 1, "eval_at_start": True, "log_every": 1,
+                   "track_grad_norms": 8},
+        )
+        convlab.run(cfg, runs_dir=root / f"lr-{lr}", quiet=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def short_multi_report(short_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_report
+
+    return write_report(load_runs([short_dir]), tmp_path_factory.mktemp("smulti") / "out")
+
+
+@pytest.fixture(scope="session")
+def short_single_report(short_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_report
+
+    one = next((short_dir / "lr-0.01" / "short").iterdir())
+    return write_report(load_runs([one]), tmp_path_factory.mktemp("ssingle") / "out")

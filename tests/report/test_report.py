@@ -52,15 +52,21 @@ def test_single_run_report(single_report: Any) -> None:
     assert "| stage1.body.conv1 | Conv2d | 2x12x12 |" in md  # the layer table
     assert re.search(r"\| train \| [\d.e-]+ \| [\d.]+ \|", md)  # the final metrics table
     assert "| val |" in md and "| test |" in md
-    assert "was trained on synthetic for 2 epochs" in md
+    assert "was trained on synthetic (192 train / 64 val / 64 test images) for 2 epochs" in md
+    assert "| images | 192 train / 64 val / 64 test images |" in md
+    # the title is the run's description (escaped), not its folder name
+    assert md.startswith(r"# &lt;script&gt;alert(1)&lt;/script&gt; \| a&b")
 
 
 def test_html_is_self_contained_and_escaped(multi_report: Any, single_report: Any) -> None:
     for files in (multi_report, single_report):
         page = files.html.read_text()
         assert "Content-Security-Policy" in page and "default-src 'none'" in page
-        srcs = re.findall(r'\b(?:src|href)="([^"]*)"', page)
+        srcs = re.findall(r'\bsrc="([^"]*)"', page)
         assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+        # links only to anchors and to the CSV written beside the page
+        hrefs = re.findall(r'\bhref="([^"]*)"', page)
+        assert all(h.startswith("#") or h == "figures/comparison.csv" for h in hrefs), hrefs
         assert "<script" not in page.lower() and "<link" not in page.lower()
         assert "http://" not in page.replace("http://www.w3.org", "")
         assert "https://" not in page
@@ -184,3 +190,108 @@ def test_unwritable_output_is_one_line_exit_2(run_dirs: list[Path], tmp_path: Pa
                          str(tmp_path / "file.txt" / "r"))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "cannot write the report" in err
+
+
+# ------------------------------------------------------------------ reading right
+
+
+def test_comparison_leads_with_names_and_key_metrics(multi_report: Any) -> None:
+    md = multi_report.markdown.read_text()
+    compact = md.split("## Comparison", 1)[1].split("<details>", 1)[0]
+    header = next(line for line in compact.splitlines() if line.startswith("| run |"))
+    assert header == ("| run | params | final test top-1 % | final validation top-1 % | "
+                      "final test loss | final train top-1 % | epochs |")
+    # the full table, with every differing setting, is folded below it, and a CSV beside
+    full = md.split("<details>", 1)[1].split("</details>", 1)[0]
+    assert "| model.stages.0.channels |" in full and "| best epoch |" in full
+    csv = multi_report.markdown.parent / "figures" / "comparison.csv"
+    assert csv.read_text().splitlines()[0].startswith("run,status,")
+    assert "[The comparison as CSV (raw numbers)](figures/comparison.csv)" in md
+    page = multi_report.html.read_text()
+    assert '<table class="comparison">' in page and '<th class="r key">final test top-1 %' \
+        in page
+
+
+def test_shared_settings_are_only_those_off_the_defaults(multi_report: Any) -> None:
+    md = multi_report.markdown.read_text()
+    shared = md.split("Settings shared by all runs that differ from the defaults:", 1)[1]
+    shared = shared.split("```", 2)[1]
+    assert "name: adam" in shared and "dataset: synthetic" in shared  # off the defaults
+    assert "eval_batch_size" not in shared and "label_smoothing" not in shared  # defaults
+    assert "description" not in shared
+
+
+def test_one_epoch_reports_read_right(short_single_report: Any, short_multi_report: Any
+                                      ) -> None:
+    md = short_single_report.markdown.read_text()
+    assert md.startswith("# Adam at lr 0.01\n")  # the description is the title
+    lc = md.split("## Learning curves", 1)[1].split("##", 1)[0]
+    # the per-step curve is the main figure: no separate per-step section
+    assert "Training per step" not in sections(md)
+    assert "Train loss over a log interval goes from" in lc and "at step 1 to" in lc
+    assert "Before training, validation loss is" not in lc  # test is the held-out split
+    assert "Before training, test loss is" in lc and "guessing among 4 classes" in lc
+    assert "1 epoch is too few to judge overfitting" in lc
+    assert "overfits" not in md
+    assert "(and an evaluation before training, epoch 0)" in md
+    md = short_multi_report.markdown.read_text()
+    assert md.startswith("# 2 runs: lr\n")
+    assert "The runs have at most 1 trained epoch: 1 epoch is too few" in md
+    assert "None of the" not in md
+    assert "Each run has 192 train / 64 val / 64 test images." in md
+    assert "| Adam at lr 0.01 |" in md  # runs named by their descriptions
+
+
+def test_longer_run_gets_a_per_step_section(tmp_path: Path) -> None:
+    import convlab
+    from conftest import tiny_config
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_report
+
+    r = convlab.run(tiny_config(train={"epochs": 3, "threads": 1, "log_every": 4}),
+                    runs_dir=tmp_path / "runs", quiet=True)
+    files = write_report(load_runs([r.path]), tmp_path / "out")
+    md = files.markdown.read_text()
+    assert sections(md) == ["Settings", "Model", "Results", "Learning curves",
+                            "Training per step"]
+    assert (tmp_path / "out" / "figures" / "train_steps.png").exists()
+    assert "the runs have" not in md.lower()
+
+
+def test_viz_figures_of_a_run_folder_are_included(run_dirs: list[Path], tmp_path: Path
+                                                  ) -> None:
+    import shutil
+
+    from PIL import Image as PILImage
+
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_report
+
+    run = tmp_path / "cap" / run_dirs[1].name
+    shutil.copytree(run_dirs[1], run)
+    (run / "figures").mkdir()
+    PILImage.new("RGB", (200, 150), (200, 30, 30)).save(run / "figures" / "confusion.png")
+    files = write_report(load_runs([run]), tmp_path / "out")
+    md = files.markdown.read_text()
+    assert sections(md)[-1] == "Figures from convlab viz"
+    assert "![Confusion matrix on the test set (confusion.png).](figures/viz/confusion.png)" \
+        in md
+    assert (tmp_path / "out" / "figures" / "viz" / "confusion.png").exists()
+    assert files.html.read_text().count("<img") == 2  # learning curves + the viz figure
+
+
+def test_long_grouped_report_has_contents(short_dir: Path, sweep_dir: Path, tmp_path: Path
+                                          ) -> None:
+    from convlab.report.data import load_runs
+    from convlab.report.report import write_grouped_report
+
+    files = write_grouped_report(
+        [("short", "One epoch.", load_runs([short_dir])),
+         ("width", "", load_runs([sweep_dir]))], tmp_path / "out", "Study x", "Intro.")
+    md = files.markdown.read_text()
+    assert "Contents:" in md and "- [short](#short)" in md
+    assert "  - [Comparison](#short-comparison)" in md
+    assert "  - [Comparison](#width-comparison)" in md  # unique per group
+    assert "### Comparison" in md and "## width" in md
+    page = files.html.read_text()
+    assert '<nav class="toc">' in page and '<section id="width-comparison"><h3>' in page

@@ -543,3 +543,46 @@ def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None
     return Finding(f"{len(over)} of {len(judged)} runs overfit: {listed}{more}{not_judged}.",
                    "warning",
                    {"overfit": [lab for lab, _ in over]})
+
+
+# ------------------------------------------------------------------ per-step curves
+
+
+def step_finding(steps: Mapping[str, Sequence[float]]) -> Finding:
+    """The per-interval train loss of one run (steps.csv): where it starts and ends, and
+    the lowest it reached when that is not the end."""
+    loss, at = list(steps.get("train_loss", [])), list(steps.get("step", []))
+    if not loss or len(at) != len(loss):
+        return Finding("No per-step train metrics were recorded.", "warning")
+    parts = [change_phrase("train loss over a log interval", loss[0], loss[-1],
+                           f"at step {int(at[0])}", f"at step {int(at[-1])}")]
+    acc = list(steps.get("train_top1", []))
+    if len(acc) == len(loss) and len(acc) > 1:
+        a, b = pct(acc[0]), pct(acc[-1])
+        verb = "rises" if acc[-1] > acc[0] else "falls"
+        parts.append(f"train top-1 stays at {a}" if a == b else f"train top-1 {verb} from {a} "
+                     f"to {b}")
+    j = min(range(len(loss)), key=lambda k: loss[k])
+    if 0 < j < len(loss) - 1 and loss[-1] - loss[j] > max(REL_TOL * abs(loss[j]), ABS_TOL):
+        parts.append(f"it was lowest at step {int(at[j])} ({_num(loss[j])})")
+    return Finding(_sentence(parts), data={"first": loss[0], "last": loss[-1],
+                                           "min_step": int(at[j])})
+
+
+def steps_finding(runs: Mapping[str, Mapping[str, Sequence[float]]]) -> Finding:
+    """Several runs' per-interval train loss: which ends lowest and which highest."""
+    last = {lab: float(st["train_loss"][-1]) for lab, st in runs.items()
+            if st.get("train_loss")}
+    if not last:
+        return Finding("No per-step train metrics were recorded.", "warning")
+    if len(last) == 1:
+        lab = next(iter(last))
+        return step_finding(runs[lab])
+    lo = min(last, key=lambda k: last[k])
+    hi = max(last, key=lambda k: last[k])
+    if _num(last[lo]) == _num(last[hi]):
+        return Finding(f"All {len(last)} runs end with the same train loss over the last log "
+                       f"interval, {_num(last[lo])}.", data={"lowest": None})
+    return Finding(f"Over the last log interval, {lo} has the lowest train loss "
+                   f"({_num(last[lo])}) and {hi} the highest ({_num(last[hi])}).",
+                   data={"lowest": lo, "highest": hi})

@@ -30,8 +30,10 @@ from convlab.report.compare import (
     cells,
     compare_runs,
     flatten,
+    format_cell,
     markdown_table,
     md_escape,
+    render_csv,
     right_aligned,
 )
 from convlab.report.data import SPLITS, ReportError, RunData, load_runs
@@ -45,6 +47,8 @@ class Table:
     rows: list[list[str]]
     right: list[bool]  # right-align this column (numbers)
     caption: str = ""
+    key: int | None = None  # the column of the key metric (must be visible at once)
+    css: str = ""  # an HTML class: "comparison" for the comparison table
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,24 @@ class Text:
     text: str
 
 
-Block = Table | Image | Code | Text
+@dataclass(frozen=True)
+class Details:
+    """Blocks folded under a summary line in HTML (``<details>``), and in Markdown
+    (GitHub renders the same element): the full table beside the short one."""
+
+    summary: str
+    blocks: list[Table | Text]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A file written beside the report (the comparison as CSV)."""
+
+    text: str
+    path: Path
+
+
+Block = Table | Image | Code | Text | Details | Link
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ class Section:
     title: str
     finding: fd.Finding | None = None
     blocks: list[Block] = field(default_factory=list)
+    level: int = 1  # 1: a top-level section; 2: one inside the section before (a study's group)
 
 
 @dataclass(frozen=True)
@@ -104,13 +126,17 @@ def build_report(runs: Sequence[RunData], fig_dir: Path, title: str = "") -> Rep
     if len(runs) == 1:
         r = runs[0]
         sections = _single_run_sections(r, fig_dir)
-        default_title = f"Run {r.label}"
+        default_title = r.description or f"Run {r.label}"
+        source = f"run {r.label}"
     else:
         sections = _multi_run_sections(runs, fig_dir)
-        default_title = f"{len(runs)} runs: {_common_name(runs)}"
+        described = {r.description for r in runs}
+        common = described.pop() if len(described) == 1 else ""
+        default_title = (f"{common} ({len(runs)} runs)" if common
+                         else f"{len(runs)} runs: {_common_name(runs)}")
+        source = f"{len(runs)} run folders"
     subtitle = (f"made by convlab {convlab.__version__} on "
-                f"{time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run folder"
-                f"{'s' if len(runs) > 1 else ''}")
+                f"{time.strftime('%Y-%m-%d %H:%M')} from {source}")
     return Report(title or default_title, subtitle, sections)
 
 
@@ -131,18 +157,40 @@ def _figure(fig_dir: Path, name: str, caption: str, draw: Any, *args: Any,
 def _single_run_sections(r: RunData, fig_dir: Path) -> list[Section]:
     from convlab.report import plots
 
-    sections = [Section("Settings", fd.settings_finding(r.config, r.params),
+    sections = [Section("Settings", fd.settings_finding(r.config, r.params, r.sizes),
                         [_provenance(r), _config_code(r.config)])]
     sections.append(_model_section(r, "Model"))
     results = _results_table(r)
     sections.append(Section("Results", fd.final_metrics_finding(r.final),
                             [results] if results.rows else []))
+    short = r.epochs_done <= SHORT_EPOCHS and bool(r.train_steps)
     if r.curves:
-        img = _figure(fig_dir, "learning_curves", "Loss and top-1 accuracy per epoch.",
-                      plots.learning_curves, r.curves, title=r.label)
-        sections.append(Section("Learning curves", fd.learning_curve_finding(r.curves), [img]))
+        caption = ("Loss and top-1 accuracy: the train mean of each log interval (thin line, "
+                   "step count on top) and each split after each epoch (markers)." if short
+                   else "Loss and top-1 accuracy of each split after each epoch.")
+        img = _figure(fig_dir, "learning_curves", caption, plots.learning_curves, r.curves,
+                      title=r.description or r.label, steps=r.train_steps if short else None)
+        finding = fd.learning_curve_finding(r.curves, r.num_classes)
+        if short:
+            finding = _joined(fd.step_finding(r.train_steps), finding)
+        sections.append(Section("Learning curves", finding, [img]))
+    if r.train_steps and not short:
+        img = _figure(fig_dir, "train_steps", "Train loss and top-1 accuracy of each log "
+                      "interval against the step; dotted lines end the epochs.",
+                      plots.step_curves, {r.label: r.train_steps})
+        sections.append(Section("Training per step", fd.step_finding(r.train_steps), [img]))
     sections.extend(_grad_section(r, fig_dir))
+    sections.extend(_viz_section(r, fig_dir))
     return sections
+
+
+SHORT_EPOCHS = 2  # runs this short draw their per-step curve as the main figure
+
+
+def _joined(first: fd.Finding, second: fd.Finding) -> fd.Finding:
+    """Two readings of one figure as one sentence pair (one finding per section)."""
+    kind = "warning" if "warning" in (first.kind, second.kind) else "info"
+    return fd.Finding(f"{first.text} {second.text}", kind, {**first.data, **second.data})
 
 
 def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]:
@@ -150,38 +198,59 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
 
     cmp = compare_runs(runs)
     names = cmp.descriptions()
+    shared = _shared_settings(runs, cmp)
     sections = [Section(
-        "Settings", fd.runs_settings_finding(len(runs), cmp.settings),
-        [_config_code(_shared_settings(runs, cmp), "settings shared by all runs")],
+        "Settings", fd.runs_settings_finding(len(runs), cmp.settings, [r.sizes for r in runs]),
+        [_config_code(shared, "settings shared by all runs that differ from the defaults")
+         if shared else Text("The runs share no setting that differs from the defaults.")],
     )]
-    header, body = cells(cmp)
     split = _eval_split(runs)
+    header, body = cells(cmp)
+    csv_path = fig_dir / "comparison.csv"
+    csv_path.write_text(render_csv(cmp))
     sections.append(Section(
         "Comparison",
         fd.comparison_finding(names, [r.final.get(f"{split}.top1") for r in runs],
                               f"final {fd.split_name(split)} top-1", [r.status for r in runs],
                               [r.final.get("train.top1") for r in runs]),
-        [Table(header, body, right_aligned(cmp),
-               "Final metrics (last epoch) and the best epoch by validation (else test) top-1; "
-               "accuracies in %; only the settings that differ between runs are shown.")],
+        [key_table(cmp, runs, names, split),
+         Details("Full table: every differing setting, final and best metrics",
+                 [Table(header, body, right_aligned(cmp),
+                        "Final metrics (last epoch) and the best epoch by validation (else "
+                        "test) top-1; accuracies in %; only the settings that differ between "
+                        "runs are shown.")]),
+         Link("The comparison as CSV (raw numbers)", csv_path)],
     ))
     with_curves = [(n, r) for n, r in zip(names, runs, strict=True) if r.curves]
     if with_curves:
-        img = _figure(fig_dir, "learning_curves", "Learning curves of every run.",
-                      plots.overlaid_curves, {n: r.curves for n, r in with_curves},
-                      splits=("train", split))
+        short = max(r.epochs_done for _, r in with_curves) <= SHORT_EPOCHS
+        steps = {n: r.train_steps for n, r in with_curves if r.train_steps}
+        splits = [s for s in SPLITS if any(s in r.curves for _, r in with_curves)]
+        caption = ("Learning curves of every run: colour names the run, line style the split; "
+                   + ("thin lines are each log interval's train mean." if short and steps
+                      else "each point is one epoch."))
+        img = _figure(fig_dir, "learning_curves", caption, plots.overlaid_curves,
+                      {n: r.curves for n, r in with_curves}, splits=splits,
+                      steps=steps if short else None)
         sections.append(Section(
             "Learning curves",
             fd.overfitting_finding([n for n, _ in with_curves],
-                                   [fd.overfit_of(r.curves) for _, r in with_curves]),
+                                   [fd.overfit_of(r.curves) for _, r in with_curves],
+                                   [fd.trained_epochs(r.curves) for _, r in with_curves]),
             [img]))
+        if steps and not short:
+            img = _figure(fig_dir, "train_steps", "Train loss and top-1 accuracy of each log "
+                          "interval against the step, one colour per run.",
+                          plots.step_curves, steps)
+            sections.append(Section("Training per step", fd.steps_finding(steps), [img]))
     for i, (axis, xs) in enumerate(sweep_axes(cmp, runs)):
         sections.append(_sweep_section(runs, axis, xs, split, fig_dir, i))
     values = [r.final.get(f"{split}.top1") for r in runs]
     metric = f"final {fd.split_name(split)} top-1"
     if any(v is not None for v in values):
-        img = _figure(fig_dir, "ladder", f"{metric.capitalize()} of each run, in run order.",
-                      plots.ablation_bars, names, values, ylabel=metric)
+        img = _figure(fig_dir, "ladder", f"{metric.capitalize()} of each run, in run order "
+                      f"(the axis starts at 0%).", plots.ablation_bars, names, values,
+                      ylabel=metric)
         train = [r.final.get("train.top1") for r in runs]
         sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric,
                                                                      train),
@@ -191,6 +260,8 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
     sections.append(_model_section(best, f"Model of the best run ({called})"))
     for i, (r, n) in enumerate(zip(runs, names, strict=True)):  # every run that tracked them
         sections.extend(_grad_section(r, fig_dir, f" of {n}", f"gradient_norms_{i}"))
+    for i, (r, n) in enumerate(zip(runs, names, strict=True)):
+        sections.extend(_viz_section(r, fig_dir, f" of {n}", f"viz_{i}"))
     return sections
 
 
@@ -252,7 +323,66 @@ def _sweep_section(runs: Sequence[RunData], axis: str, xs: list[float], split: s
 
 def _shared_settings(runs: Sequence[RunData], cmp: Comparison) -> dict[str, Any]:
     flat = flatten(runs[0].config)
-    return {k: v for k, v in flat.items() if k not in set(cmp.settings)}
+    differ = set(cmp.settings)
+    defaults = flatten(default_config(runs[0].config))
+    return {k: v for k, v in flat.items() if k not in differ and k != "description"
+            and (k in IDENTITY_KEYS or k not in defaults or not _same(defaults[k], v))}
+
+
+# what was trained, always shown among the shared settings even when it is the default
+IDENTITY_KEYS = ("data.dataset", "model.name", "optim.name", "optim.lr", "schedule.name",
+                 "train.epochs", "train.batch_size")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config values: 1 == 1.0, but True != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return bool(a == b)
+
+
+def default_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config of an experiment that names only this one's dataset, model,
+    optimizer and schedule: what the run would have used had it set nothing else."""
+    from convlab.config import ExperimentConfig, validate_config
+
+    named = {section: {"dataset" if section == "data" else "name": value}
+             for section, key in (("data", "dataset"), ("model", "name"), ("optim", "name"),
+                                  ("schedule", "name"))
+             if (value := (config.get(section) or {}).get(key)) is not None}
+    try:
+        return validate_config(named).to_dict()
+    except ConvlabError:  # user code that is not importable here: the general defaults
+        return ExperimentConfig().to_dict()
+
+
+def key_table(cmp: Comparison, runs: Sequence[RunData], names: Sequence[str],
+              split: str) -> Table:
+    """The comparison that fits the page: each run by its description, its parameter
+    count, the key metric (final held-out top-1) and a few beside it; the settings go
+    to the full table (the names already carry the ones that tell runs apart)."""
+    held = fd.split_name(split)
+    cols: list[tuple[str, str, Any]] = [
+        (f"final {held} top-1 %", "acc", lambda r: r.final.get(f"{split}.top1")),
+        (f"final {held} loss", "loss", lambda r: r.final.get(f"{split}.loss")),
+        ("final train top-1 %", "acc", lambda r: r.final.get("train.top1")),
+    ]
+    if split == "test" and any("val.top1" in r.final for r in runs):
+        cols.insert(1, ("final validation top-1 %", "acc", lambda r: r.final.get("val.top1")))
+    cols.append(("epochs", "int", lambda r: r.epochs_done))
+    bad = any(r.status != "completed" for r in runs)
+    header = ["run", *(["status"] if bad else []), "params", *(c[0] for c in cols)]
+    rows = []
+    for r, n in zip(runs, names, strict=True):
+        row = [n, *([r.status] if bad else []), format_cell(r.params, "int")]
+        row += [format_cell(get(r), kind) for _, kind, get in cols]
+        rows.append(row)
+    right = [False, *([False] if bad else []), True, *(True for _ in cols)]
+    return Table(header, rows, right, "Final metrics of each run (last epoch); accuracies "
+                 "in %. The full table below adds every setting that differs and the best "
+                 "epochs.", key=header.index(cols[0][0]), css="comparison")
 
 
 def _config_code(config: dict[str, Any], summary: str = "resolved config") -> Code:
@@ -267,7 +397,10 @@ def _provenance(r: RunData) -> Table:
     rows = [
         ("run folder", r.path or r.label),
         ("status", f"{r.status}" + (f": {s['message']}" if s.get("message") else "")),
-        ("epochs", f"{s.get('epochs_done', '?')}/{s.get('epochs', '?')}"),
+        ("epochs", f"{s.get('epochs_done', '?')}/{s.get('epochs', '?')}"
+         + (" (and an evaluation before training, epoch 0)"
+            if any(0 in c.get("epoch", []) for c in r.curves.values()) else "")),
+        ("images", fd.sizes_phrase(r.sizes) or "-"),
         ("parameters", f"{r.params:,}" if r.params is not None else "-"),
         ("wall time", f"{s['wall_s']:.1f} s" if isinstance(s.get("wall_s"), int | float)
          else "-"),
@@ -360,6 +493,38 @@ def _grad_section(r: RunData, fig_dir: Path, suffix: str = "",
                     [img])]
 
 
+VIZ_CAPTIONS = (  # file-name prefix of a ``convlab viz`` figure -> what it shows
+    ("confusion", "Confusion matrix on the test set"),
+    ("errors", "The most confident errors on the test set"),
+    ("filters", "First-layer filters"),
+    ("activations", "Feature maps of one image"),
+    ("overlay", "Feature maps laid over the image"),
+    ("gradcam", "Grad-CAM: where the evidence for a class lies"),
+    ("grad_norms", "Gradient norms"),
+)
+
+
+def _viz_section(r: RunData, fig_dir: Path, suffix: str = "",
+                 name: str = "viz") -> list[Section]:
+    """The figures ``convlab viz`` made in the run folder, copied beside the report."""
+    import shutil
+
+    if not r.viz_figures:
+        return []
+    dest = fig_dir / name
+    dest.mkdir(parents=True, exist_ok=True)
+    blocks: list[Block] = []
+    for src in map(Path, r.viz_figures):
+        what = next((c for prefix, c in VIZ_CAPTIONS if src.stem.startswith(prefix)),
+                    "Figure")
+        copy = dest / src.name
+        shutil.copyfile(src, copy)
+        blocks.append(Image(f"{name}-{src.stem}", f"{what} ({src.name}).", copy))
+    return [Section(f"Figures from convlab viz{suffix}",
+                    fd.Finding(f"{len(blocks)} figure{'s' if len(blocks) != 1 else ''} made by "
+                               f"convlab viz for this run."), blocks)]
+
+
 # ------------------------------------------------------------------ Markdown
 
 
@@ -368,31 +533,71 @@ def _fence(text: str) -> str:
     return "`" * ticks
 
 
-def render_markdown(report: Report, base: Path) -> str:
-    """Markdown with figures linked relative to ``base`` (the folder of report.md)."""
-    out = [f"# {md_escape(report.title)}", "", f"*{md_escape(report.subtitle)}*", ""]
+TOC_MIN_SECTIONS = 8  # a report this long opens with its table of contents
+
+
+def section_ids(report: Report) -> list[str]:
+    """A unique HTML id per section, from its title and its parent's
+    (``capacity-loss-against-parameters``)."""
+    ids: list[str] = []
+    parent = ""
     for sec in report.sections:
-        out += [f"## {md_escape(sec.title)}", ""]
+        slug = re.sub(r"[^a-z0-9]+", "-", sec.title.lower()).strip("-") or "section"
+        base = f"{parent}-{slug}" if sec.level > 1 and parent else slug
+        if sec.level == 1:
+            parent = slug
+        ident, n = base, 2
+        while ident in ids:
+            ident, n = f"{base}-{n}", n + 1
+        ids.append(ident)
+    return ids
+
+
+def _md_blocks(blocks: Sequence[Block], base: Path) -> list[str]:
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Table):
+            out.append(markdown_table(b.header, b.rows, b.right))
+            if b.caption:
+                out += [f"*{md_escape(b.caption)}*", ""]
+        elif isinstance(b, Details):
+            out += ["<details>", f"<summary>{md_escape(b.summary)}</summary>", "",
+                    *_md_blocks(b.blocks, base), "</details>", ""]
+        elif isinstance(b, Link):
+            rel = Path(os.path.relpath(b.path, base)).as_posix()
+            out += [f"[{md_escape(b.text)}]({rel})", ""]
+        elif isinstance(b, Image):
+            rel = Path(os.path.relpath(b.png, base)).as_posix()
+            svg = (f" ([SVG]({Path(os.path.relpath(b.svg, base)).as_posix()}))"
+                   if b.svg else "")
+            out += [f"![{md_escape(b.caption)}]({rel})", "", f"*{md_escape(b.caption)}*{svg}",
+                    ""]
+        elif isinstance(b, Code):
+            fence = _fence(b.text)
+            if b.summary:
+                out += [f"{md_escape(b.summary).capitalize()}:", ""]
+            out += [f"{fence}yaml", b.text.rstrip("\n"), fence, ""]
+        else:
+            out += [md_escape(b.text), ""]
+    return out
+
+
+def render_markdown(report: Report, base: Path) -> str:
+    """Markdown with figures linked relative to ``base`` (the folder of report.md); a
+    long report opens with its contents, linked to GitHub-style heading anchors."""
+    out = [f"# {md_escape(report.title)}", "", f"*{md_escape(report.subtitle)}*", ""]
+    if len(report.sections) >= TOC_MIN_SECTIONS:
+        out += ["Contents:", ""]
+        out += [f"{'  ' if sec.level > 1 else ''}- [{md_escape(sec.title)}](#{ident})"
+                for sec, ident in zip(report.sections, section_ids(report), strict=True)]
+        out.append("")
+    for sec, ident in zip(report.sections, section_ids(report), strict=True):
+        if len(report.sections) >= TOC_MIN_SECTIONS:
+            out += [f'<a id="{ident}"></a>', ""]
+        out += [f"{'#' * (sec.level + 1)} {md_escape(sec.title)}", ""]
         if sec.finding is not None:
             out += [f"> {md_escape(sec.finding.text)}", ""]
-        for b in sec.blocks:
-            if isinstance(b, Table):
-                out.append(markdown_table(b.header, b.rows, b.right))
-                if b.caption:
-                    out += [f"*{md_escape(b.caption)}*", ""]
-            elif isinstance(b, Image):
-                rel = Path(os.path.relpath(b.png, base)).as_posix()
-                svg = (f" ([SVG]({Path(os.path.relpath(b.svg, base)).as_posix()}))"
-                       if b.svg else "")
-                out += [f"![{md_escape(b.caption)}]({rel})", "", f"*{md_escape(b.caption)}*{svg}",
-                        ""]
-            elif isinstance(b, Code):
-                fence = _fence(b.text)
-                if b.summary:
-                    out += [f"{md_escape(b.summary).capitalize()}:", ""]
-                out += [f"{fence}yaml", b.text.rstrip("\n"), fence, ""]
-            else:
-                out += [md_escape(b.text), ""]
+        out += _md_blocks(sec.blocks, base)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -411,6 +616,14 @@ h1 { font-size: 1.6em; margin-bottom: 0; } h2 { border-bottom: 1px solid #ddd;
 .finding.warning { background: #fdf3e7; border-left-color: #dd8452; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; display: block;
         overflow-x: auto; }
+table.comparison { display: table; }
+table.comparison th { white-space: normal; }
+table.comparison td:first-child { white-space: normal; min-width: 10em; max-width: 28em; }
+th.key, td.key { background: #eef5fb; font-weight: 600; }
+nav.toc { background: #fafafa; border: 1px solid #eee; padding: .4em 1em; font-size: 14px; }
+nav.toc ul { margin: .2em 0; padding-left: 1.2em; } nav.toc li.sub { font-size: 13px; }
+h3 { margin-top: 1.6em; }
+details { margin: .5em 0; } summary { cursor: pointer; color: #345; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; }
 th { background: #f5f5f5; } td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: bottom; color: #666; font-size: 12px; text-align: left;
@@ -426,47 +639,89 @@ def _e(text: object) -> str:
 
 
 def _html_table(t: Table) -> str:
-    def cls(right: bool) -> str:
-        return ' class="r"' if right else ""
+    def cls(right: bool, i: int) -> str:
+        names = [*(["r"] if right else []), *(["key"] if i == t.key else [])]
+        return f' class="{" ".join(names)}"' if names else ""
 
-    parts = ["<table>"]
+    parts = [f'<table class="{_e(t.css)}">' if t.css else "<table>"]
     if t.caption:
         parts.append(f"<caption>{_e(t.caption)}</caption>")
     if any(t.header):
-        parts.append("<thead><tr>" + "".join(f"<th{cls(r)}>{_e(h)}</th>" for h, r in
-                                            zip(t.header, t.right, strict=True)) + "</tr></thead>")
+        parts.append("<thead><tr>" + "".join(
+            f"<th{cls(r, i)}>{_e(h)}</th>"
+            for i, (h, r) in enumerate(zip(t.header, t.right, strict=True))) + "</tr></thead>")
     parts.append("<tbody>")
     for row in t.rows:
-        parts.append("<tr>" + "".join(f"<td{cls(r)}>{_e(c)}</td>" for c, r in
-                                      zip(row, t.right, strict=True)) + "</tr>")
+        parts.append("<tr>" + "".join(
+            f"<td{cls(r, i)}>{_e(c)}</td>"
+            for i, (c, r) in enumerate(zip(row, t.right, strict=True))) + "</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
 
 
+def png_plot_areas(path: Path) -> str:
+    """The plot areas a convlab figure records in its PNG (see ``plots.save``); "" for
+    other PNG files (a ``convlab viz`` figure)."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            return str(getattr(im, "text", {}).get("convlab-plot-areas", ""))
+    except OSError:
+        return ""
+
+
 def _html_image(b: Image) -> str:
     data = base64.b64encode(b.png.read_bytes()).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(b.caption)}">'
+    areas = png_plot_areas(b.png)
+    attr = f' data-plot-areas="{_e(areas)}"' if areas else ""
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(b.caption)}"{attr}>'
             f"<figcaption>{_e(b.caption)}</figcaption></figure>")
 
 
-def render_html(report: Report) -> str:
-    """One self-contained HTML page: inline style, figures as data URIs, no scripts."""
+def _html_blocks(blocks: Sequence[Block], base: Path | None) -> list[str]:
+    body: list[str] = []
+    for b in blocks:
+        if isinstance(b, Table):
+            body.append(_html_table(b))
+        elif isinstance(b, Image):
+            body.append(_html_image(b))
+        elif isinstance(b, Details):
+            body.append(f"<details><summary>{_e(b.summary)}</summary>"
+                        + "".join(_html_blocks(b.blocks, base)) + "</details>")
+        elif isinstance(b, Link):
+            href = Path(os.path.relpath(b.path, base)).as_posix() if base else b.path.name
+            body.append(f'<p><a href="{_e(href)}">{_e(b.text)}</a></p>')
+        elif isinstance(b, Code):
+            pre = f"<pre>{_e(b.text)}</pre>"
+            body.append(f"<details><summary>{_e(b.summary)}</summary>{pre}</details>"
+                        if b.summary else pre)
+        else:
+            body.append(f"<p>{_e(b.text)}</p>")
+    return body
+
+
+def _html_toc(report: Report, ids: Sequence[str]) -> str:
+    items = "".join(
+        f'<li{" class=sub" if sec.level > 1 else ""}><a href="#{ident}">{_e(sec.title)}</a></li>'
+        for sec, ident in zip(report.sections, ids, strict=True))
+    return f'<nav class="toc"><strong>Contents</strong><ul>{items}</ul></nav>'
+
+
+def render_html(report: Report, base: Path | None = None) -> str:
+    """One self-contained HTML page: inline style, figures as data URIs, no scripts;
+    ``base`` (the page's folder) resolves links to files beside it. A long report
+    opens with its contents."""
     body = [f"<h1>{_e(report.title)}</h1>", f'<p class="subtitle">{_e(report.subtitle)}</p>']
-    for sec in report.sections:
-        body.append(f"<section><h2>{_e(sec.title)}</h2>")
+    ids = section_ids(report)
+    if len(report.sections) >= TOC_MIN_SECTIONS:
+        body.append(_html_toc(report, ids))
+    for sec, ident in zip(report.sections, ids, strict=True):
+        h = "h2" if sec.level == 1 else "h3"
+        body.append(f'<section id="{ident}"><{h}>{_e(sec.title)}</{h}>')
         if sec.finding is not None:
             body.append(f'<p class="finding {_e(sec.finding.kind)}">{_e(sec.finding.text)}</p>')
-        for b in sec.blocks:
-            if isinstance(b, Table):
-                body.append(_html_table(b))
-            elif isinstance(b, Image):
-                body.append(_html_image(b))
-            elif isinstance(b, Code):
-                pre = f"<pre>{_e(b.text)}</pre>"
-                body.append(f"<details><summary>{_e(b.summary)}</summary>{pre}</details>"
-                            if b.summary else pre)
-            else:
-                body.append(f"<p>{_e(b.text)}</p>")
+        body += _html_blocks(sec.blocks, base)
         body.append("</section>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -490,7 +745,7 @@ def write_report(runs: Sequence[RunData], out: str | Path, title: str = "") -> R
         report = build_report(runs, out / "figures", title)
         md, page = out / "report.md", out / "report.html"
         atomic_write(md, render_markdown(report, out))
-        atomic_write(page, render_html(report))
+        atomic_write(page, render_html(report, out))
     except OSError as e:
         raise ReportError(f"{out}: cannot write the report ({e.strerror or e})") from None
     figures = [p for s in report.sections for b in s.blocks if isinstance(b, Image)
@@ -519,7 +774,7 @@ def write_grouped_report(
             part = build_report(runs, out / "figures" / name, name)
             total += len(runs)
             sections.append(Section(f"{name}", None, [Text(description)] if description else []))
-            sections += [Section(f"{name}: {s.title}", s.finding, s.blocks)
+            sections += [Section(s.title, s.finding, s.blocks, level=2)
                          for s in part.sections]
         sections += extra
         subtitle = (f"made by convlab {convlab.__version__} on "
@@ -527,7 +782,7 @@ def write_grouped_report(
         report = Report(title, subtitle, sections)
         md, page = out / "report.md", out / "report.html"
         atomic_write(md, render_markdown(report, out))
-        atomic_write(page, render_html(report))
+        atomic_write(page, render_html(report, out))
     except OSError as e:
         raise ReportError(f"{out}: cannot write the report ({e.strerror or e})") from None
     figures = [p for s in sections for b in s.blocks if isinstance(b, Image)
