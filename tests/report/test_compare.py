@@ -166,3 +166,56 @@ def test_find_runs_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="not a readable JSON file") as e:
         find_runs([broken])
     assert "\n" not in str(e.value)
+
+
+def _sweep_like() -> list[RunData]:
+    """Six trials of a named grid (head: fc|gap) x lr x seeds, with a validation split."""
+    runs = []
+    for i, (head, lr, seed) in enumerate([(h, lr, s) for h in ("fc", "gap")
+                                          for lr in (0.01, 0.1) for s in (0, 1)][:6]):
+        c = cfg(lr=lr, desc=head)
+        c["seed"] = seed
+        c["model"]["head"] = {"type": "flatten" if head == "fc" else "gap", "hidden": []}
+        final = {"train.loss": 0.1, "val.loss": 0.31 + i / 100, "val.top1": 0.9 + i / 100,
+                 "test.loss": 0.3, "test.top1": 0.89 + i / 100}
+        runs.append(RunData(f"lr-width/trial-{i}/exp/20261201-210755-7340356{i}", c,
+                            final=final, best=dict(final), best_epoch=3, params=123_456,
+                            summary={"epochs_done": 4}))
+    return runs
+
+
+def test_terminal_view_fits_80_columns_and_leads_with_the_run_name() -> None:
+    from rich.console import Console
+
+    from convlab.report.compare import terminal_view
+
+    cmp = compare_runs(_sweep_like())
+    view, left_out = terminal_view(cmp, 80)
+    keys = [c.key for c in view.columns]
+    assert keys[:5] == ["name", "final:val.top1", "final:test.top1", "best:val.top1",
+                        "final:val.loss"]
+    # the description names the head: its type is folded into it, not a column
+    assert view.column("name")[:2] == ["fc, lr=0.01, seed=0", "fc, lr=0.01, seed=1"]
+    assert "set:model.head.type" not in keys and "set:model.head.type" in left_out
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_table(view))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "gap, lr=0.01, seed=1" in text and "94.00" in text  # whole names and numbers
+    full, none_left = terminal_view(cmp, 80, all_=True)
+    assert full is cmp and none_left == []
+
+
+def test_columns_by_name_and_json() -> None:
+    from convlab.errors import ConvlabError
+    from convlab.report.compare import render_json, terminal_view
+
+    cmp = compare_runs(_sweep_like())
+    view, _ = terminal_view(cmp, 80, ["lr", "test %", "final.val.loss", "epochs"])
+    assert [c.key for c in view.columns] == ["name", "set:optim.lr", "final:test.top1",
+                                             "final:val.loss", "epochs"]
+    rows = json.loads(render_json(view))
+    assert rows[0] == {"name": "fc, lr=0.01, seed=0", "optim.lr": 0.01,
+                       "final.test.top1": 0.89, "final.val.loss": 0.31, "epochs": 4}
+    with pytest.raises(ConvlabError, match="--columns 'nope': no such column"):
+        terminal_view(cmp, 80, ["nope"])

@@ -189,6 +189,7 @@ def compare_runs(
     columns = [Column("run", "run", "text"), Column("status", "status", "text")]
     columns += [Column(f"set:{k}", k, "setting") for k in settings]
     columns.append(Column("params", "params", "int"))
+    columns.append(Column("epochs", "epochs", "int"))
     for prefix, keys, attr in (("final", final, "final"), ("best", best, "best")):
         if prefix == "best":
             columns.append(Column("best_epoch", "best epoch", "int"))
@@ -199,7 +200,7 @@ def compare_runs(
     rows: list[dict[str, Any]] = []
     for r, f in zip(runs, flat, strict=True):
         row: dict[str, Any] = {"run": r.label, "status": r.status, "params": r.params,
-                               "best_epoch": r.best_epoch}
+                               "epochs": r.epochs_done, "best_epoch": r.best_epoch}
         row.update({f"set:{k}": f.get(k, MISSING) for k in settings})
         for c in columns:
             prefix, _, key = c.key.partition(":")
@@ -207,6 +208,122 @@ def compare_runs(
                 row[c.key] = getattr(r, prefix).get(key)
         rows.append(row)
     return Comparison([r.label for r in runs], settings, columns, rows)
+
+
+# ------------------------------------------------------------------ a terminal's view
+
+TERMINAL_TITLES = {  # short headings: a column is as wide as its heading
+    "final:test.top1": "test %", "final:val.top1": "val %", "best:val.top1": "best val %",
+    "best:test.top1": "best test %", "final:test.loss": "test loss",
+    "final:val.loss": "val loss", "best_epoch": "best ep",
+}
+
+
+def _cell_width(cmp: Comparison, c: Column, title: str) -> int:
+    values = [format_cell(r.get(c.key), c.kind) for r in cmp.rows]
+    return max([len(title), *map(len, values)]) + 3  # rich: "│ " + text + " "
+
+
+def column_names(cmp: Comparison) -> dict[str, str]:
+    """Every name a column answers to in ``--columns`` -> its key: the key itself
+    (``final:test.top1``), the CSV name (``final.test.top1``, ``optim.lr``), the heading
+    and, for a setting, its short name (``lr``)."""
+    short = cmp.short_names()
+    names: dict[str, str] = {}
+    for c in cmp.columns:
+        for n in (c.key, _csv_name(c.key), c.title, TERMINAL_TITLES.get(c.key, ""),
+                  short.get(c.key[4:], "") if c.key.startswith("set:") else ""):
+            if n:
+                names.setdefault(n.lower(), c.key)
+    return names
+
+
+def terminal_view(cmp: Comparison, width: int | None = None,
+                  columns: Sequence[str] | None = None, all_: bool = False
+                  ) -> tuple[Comparison, list[str]]:
+    """The comparison as a person at a terminal wants it, and the column keys left out.
+
+    The first column names each run (:meth:`Comparison.descriptions`: its description,
+    else the settings that differ, with the settings a description already determines
+    folded into it); then what matters: final and best held-out top-1, held-out loss,
+    epochs, parameters; then the other differing settings while ``width`` allows
+    (the lowest-ranked columns are dropped whole, never squeezed to nothing).
+    ``columns`` picks columns by name (see :func:`column_names`); ``all_`` keeps every
+    column of the full table (the run's own path label first).
+    """
+    by_key = {c.key: c for c in cmp.columns}
+    if all_:
+        return cmp, []
+    names = cmp.descriptions()
+    ident = Column("name", "run", "text")
+    rows = [{**r, "name": n} for r, n in zip(cmp.rows, names, strict=True)]
+    if columns:
+        lookup = column_names(cmp)
+        unknown = [c for c in columns if c.lower() not in lookup and c != "run"]
+        if unknown:
+            from convlab.errors import ConvlabError
+
+            raise ConvlabError(f"--columns {unknown[0]!r}: no such column; expected one of: "
+                               f"{', '.join(sorted(set(_csv_name(k) for k in by_key)))}")
+        picked = [by_key[lookup[c.lower()]] for c in columns if c != "run"]
+        return Comparison(cmp.labels, cmp.settings, [ident, *picked], rows), []
+    held = "val" if any(r.get("final:val.top1") is not None for r in cmp.rows) else "test"
+    ranked = [  # most important first
+        f"final:{held}.top1", f"best:{held}.top1", f"final:{held}.loss", "epochs", "params",
+    ]
+    if held == "val":
+        ranked.insert(1, "final:test.top1")
+    if any(r.get("status") != "completed" for r in cmp.rows):
+        ranked.insert(0, "status")
+    named = " ".join(names)
+    ranked += [c.key for c in cmp.columns if c.key.startswith("set:")
+               and f"{cmp.short_names()[c.key[4:]]}=" not in named and not _folded(cmp, c.key)]
+    ranked = [k for k in ranked if k in by_key]
+    budget = (width or 10**6) - 1 - _cell_width(
+        Comparison(cmp.labels, cmp.settings, [ident], rows), ident, "run")
+    kept: list[str] = []
+    for k in ranked:
+        w = _cell_width(cmp, by_key[k], _title(cmp, by_key[k]))
+        if w <= budget:
+            kept.append(k)
+            budget -= w
+    order = kept  # most important first, as ranked
+    cols = [ident] + [Column(k, _title(cmp, by_key[k]), by_key[k].kind) for k in order]
+    left_out = [k for k in by_key if k not in kept and k != "run"]
+    return Comparison(cmp.labels, cmp.settings, cols, rows), left_out
+
+
+def _title(cmp: Comparison, c: Column) -> str:
+    if c.key.startswith("set:"):
+        short = cmp.short_names()[c.key[4:]]
+        taken = {"run", "status", "params", "epochs", *TERMINAL_TITLES.values()}
+        return c.key[4:] if short in taken else short  # train.epochs beside "epochs"
+    return TERMINAL_TITLES.get(c.key, c.title)
+
+
+def _folded(cmp: Comparison, key: str) -> bool:
+    """A setting the description determines (one value per description): the name
+    already says it, e.g. ``model.head.type`` of runs described as ``gap`` and ``fc``."""
+    if "description" not in cmp.settings or key == "set:description":
+        return key == "set:description"
+    seen: dict[str, str] = {}
+    for r in cmp.rows:
+        d, v = str(r.get("set:description")), _canon(r.get(key, MISSING))
+        if seen.setdefault(d, v) != v:
+            return False
+    return True
+
+
+def render_json(cmp: Comparison) -> str:
+    """One object per run, CSV names as keys, raw values (accuracies as fractions)."""
+    out = []
+    for r in cmp.rows:
+        obj: dict[str, Any] = {}
+        for c in cmp.columns:
+            v = r.get(c.key)
+            obj[_csv_name(c.key)] = None if v is MISSING else v
+        out.append(obj)
+    return json.dumps(out, indent=2, default=str) + "\n"
 
 
 def _metric_title(prefix: str, key: str) -> str:
@@ -268,9 +385,9 @@ def render_table(cmp: Comparison) -> Any:
     short = cmp.short_names()
     t = Table()
     for c, h, right in zip(cmp.columns, header, right_aligned(cmp), strict=True):
-        title = short[c.key[4:]] if c.key.startswith("set:") else h
+        title = short[c.key[4:]] if c.key.startswith("set:") and c.key[4:] in short else h
         t.add_column(Text(title), justify="right" if right else "left", overflow="fold",
-                     no_wrap=c.key == "run")
+                     no_wrap=c.key in ("run", "name"))
     for row in body:
         t.add_row(*(Text(c) for c in row))
     return t
