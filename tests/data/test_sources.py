@@ -4,22 +4,14 @@ datasets when ``CONVLAB_TEST_DATA`` points at them."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gzip
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import shutil
-import struct
 import tarfile
-import threading
 import time
 import warnings
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +28,16 @@ from convlab.data.imagefolder import load_imagefolder, stratified_split
 from convlab.data.sources import default_root, load_raw
 from convlab.data.synthetic import make_synthetic
 from convlab.errors import DataError
-
-IDX_NAMES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
+from data.fabricate import (
+    http_mirror,
+    idx_bytes,
+    png,
+    rgb,
+    tree_files,
+    write_batches,
+    write_idx_dataset,
+    write_tree,
+)
 
 _USER_CACHE_ENV = {k: os.environ.get(k) for k in ("CONVLAB_CACHE", "XDG_CACHE_HOME", "HOME")}
 
@@ -57,112 +53,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------------- helpers
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B,
-             np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
-    header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
-    return header + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def write_idx_dataset(folder: Path, gz: bool = True, n_train: int = 12, n_test: int = 6,
-                      seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Four MNIST-named IDX files of random 28x28 digits; returns the arrays."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n, dtype=np.uint8)
-        for name, array in zip(IDX_NAMES[split], (images, labels), strict=True):
-            data = idx_bytes(array)
-            (folder / (name + ".gz" if gz else name)).write_bytes(
-                gzip.compress(data) if gz else data)
-        out[split] = (images, labels)
-    return out
-
-
-def cifar_batch(n: int, seed: int) -> dict[str, object]:
-    rng = np.random.default_rng(seed)
-    return {"batch_label": "test", "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "labels": [int(x) for x in rng.integers(0, 10, n)],
-            "filenames": [f"img_{i}.png" for i in range(n)]}
-
-
-def write_batches(folder: Path, n: int = 3, protocol: int = 2) -> list[dict[str, object]]:
-    folder.mkdir(parents=True, exist_ok=True)
-    batches = []
-    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
-        batch = cifar_batch(n, i)
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
-        batches.append(batch)
-    return batches
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def rgb(value: int, size: int = 8) -> np.ndarray:
-    return np.full((size, size, 3), value, dtype=np.uint8)
-
-
-def tree_files(classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 2,
-               splits: tuple[str, ...] = ("train", "test"), size: int = 8) -> dict[str, bytes]:
-    """``{split}/{class}/{i}.png`` with pixel value 10*class + i, so labels can be checked."""
-    files = {}
-    for split in splits:
-        for c, name in enumerate(classes):
-            for i in range(per_class):
-                prefix = f"{split}/" if split else ""
-                files[f"{prefix}{name}/{i}.png"] = png(rgb(10 * c + i, size))
-    return files
-
-
-def write_tree(dest: Path, files: dict[str, bytes], kind: str) -> Path:
-    """The same files as a folder, a .zip, a .tar or a .tar.gz."""
-    if kind == "folder":
-        for name, data in files.items():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(data)
-        return dest
-    path = dest.with_name(dest.name + {"zip": ".zip", "tar": ".tar", "tar.gz": ".tar.gz"}[kind])
-    if kind == "zip":
-        with zipfile.ZipFile(path, "w") as zf:
-            for name, data in files.items():
-                zf.writestr(name, data)
-    else:
-        with tarfile.open(path, "w:gz" if kind == "tar.gz" else "w") as tf:
-            for name, data in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    return path
-
-
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        pass
-
-
-@contextlib.contextmanager
-def http_mirror(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` on 127.0.0.1 (no network): torchvision's downloader speaks HTTP
-    (its ``_urlretrieve`` needs ``response.length``, which ``file://`` lacks)."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ------------------------------------------------------------------ registry, root
