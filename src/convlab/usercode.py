@@ -92,7 +92,7 @@ def resolve_file(target: str, base_dir: Path | None = None) -> Path:
     experiment file that names it) when it exists there, else the working directory."""
     p = Path(target).expanduser()
     if p.is_absolute():
-        if not p.is_file():
+        if not p.is_file() and str(p) not in _COPIES:  # a reopened run's copy may serve
             raise UserCodeError(f"{p}: file not found")
         return p
     tried = []
@@ -259,7 +259,8 @@ def load_object(ref: str, base_dir: Path | None = None) -> LoadedObject:
                    f" (it defines: {', '.join(names[:12]) or 'nothing public'})")
             )
         obj = getattr(obj, part)
-    sha = sha256_file(file) if file is not None else None
+    source = Path(getattr(module, "__file__", "") or "")
+    sha = sha256_file(source) if file is not None and source.is_file() else None
     return LoadedObject(obj, ref, file, sha)
 
 

@@ -175,8 +175,14 @@ class Run:
     @property
     def config(self) -> Any:
         """The resolved config; user code it names is imported as :meth:`user_code` says."""
-        from convlab.config import load_config
+        from convlab.config import ModelConfig, load_config, read_yaml
 
+        if self.summary.get("model_from") == "object":  # the model section names an
+            raw = read_yaml(self.config_path)           # object no process can rebuild
+            model = raw.pop("model", {}) or {}
+            cfg = load_config(raw, base_dir=self.path)
+            name = model.get("name", "?") if isinstance(model, dict) else str(model)
+            return cfg.model_copy(update={"model": ModelConfig.for_object(name)})
         with self.user_code():
             return load_config(self.config_path)
 
@@ -308,22 +314,59 @@ def list_runs(
     A folder whose summary.json is missing or unreadable is listed as ``incomplete``: a
     run killed before its first write, or one being created right now.
     """
+    return [r for _, r in list_grouped_runs(runs_dir, experiment, status)]
+
+
+SWEEP_MARKERS = ("sweep.yaml", "sweep.json")  # a sweep folder: its trials are in runs/
+
+
+def list_grouped_runs(
+    runs_dir: str | Path, experiment: str | None = None, status: str | None = None
+) -> list[tuple[str, Run]]:
+    """(group, run) for every run under ``runs_dir``, sweeps and studies included.
+
+    The group is "" for ``<runs_dir>/<experiment>/<run>``, else the sweep folder relative
+    to ``runs_dir`` (``lr-width``, ``studies/capacity-smoke/width``): a sweep's trials sit
+    in its ``runs/<experiment>/<run>``; its ``report/`` and ``runs/`` folders are never
+    runs themselves. ``experiment`` is a glob on the experiment folder's name.
+    """
     import fnmatch
 
     root = Path(runs_dir)
-    out: list[Run] = []
-    if not root.is_dir():
-        return out
-    # hidden folders hold no experiments (an MLflow artifact store beside the runs)
-    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] != "."):
-        if experiment and not fnmatch.fnmatchcase(exp_dir.name, experiment):
-            continue
-        for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
-            try:
-                run = Run.open(run_dir)
-            except RunError:
-                run = Run(run_dir, {"status": "incomplete"})
-            if status and run.status != status:
+    out: list[tuple[str, Run]] = []
+
+    def experiments(folder: Path, group: str) -> None:
+        for d in _subfolders(folder):
+            if _is_sweep(d):
+                experiments(d / "runs", d.relative_to(root).as_posix())
                 continue
-            out.append(run)
+            if (d / "summary.json").is_file() or (d / "report.md").is_file():
+                continue  # a run at the wrong depth, or a report folder
+            if d.name == "studies" or any(_is_sweep(x) for x in _subfolders(d)):
+                experiments(d, group)  # a study: its groups are sweeps
+                continue
+            if experiment and not fnmatch.fnmatchcase(d.name, experiment):
+                continue
+            for run_dir in _subfolders(d):
+                try:
+                    run = Run.open(run_dir)
+                except RunError:
+                    run = Run(run_dir, {"status": "incomplete"})
+                if not status or run.status == status:
+                    out.append((group, run))
+
+    if root.is_dir():
+        experiments(root, "")
     return out
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Sorted, not hidden (an MLflow artifact store beside the runs), no links."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not p.is_symlink())
+
+
+def _is_sweep(folder: Path) -> bool:
+    return any((folder / m).is_file() for m in SWEEP_MARKERS)

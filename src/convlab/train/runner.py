@@ -264,7 +264,7 @@ def run_experiment(
     try:
         run.write_text("config.yaml", cfg.to_yaml())
         env = environment(cfg, device, data)
-        env["user_code"] = keep_user_code(cfg, run)
+        env["user_code"] = keep_user_code(cfg, run, skip_model=model_from == "object")
         run.write_text("env.json", json.dumps(env, indent=2) + "\n")
         ckpt.save_tensors(data.normalizer.tensors(), run.normalizer_path)  # type: ignore[attr-defined]
         run.write_summary(
@@ -328,7 +328,9 @@ def model_for_data(
     return model
 
 
-def keep_user_code(cfg: ExperimentConfig, run: Run) -> list[dict[str, Any]]:
+def keep_user_code(
+    cfg: ExperimentConfig, run: Run, skip_model: bool = False
+) -> list[dict[str, Any]]:
     """Copy the user files the config names into ``code/`` of the run folder and return
     their records for env.json (original path, SHA-256, copy): a fresh process re-imports
     the original while its hash matches, else the copy (see ``Run.user_code``)."""
@@ -338,6 +340,8 @@ def keep_user_code(cfg: ExperimentConfig, run: Run) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     for ref in cfg.user_refs():
+        if skip_model and ref == cfg.model.name:
+            continue  # a model object no process can import again: nothing to copy
         if ":" in ref:
             file = load_object(ref).file
         elif is_file_target(ref):
