@@ -252,7 +252,10 @@ def main() -> None:
             import traceback
 
             traceback.print_exception(e.__cause__ or e.__context__, file=sys.stderr)
-        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # "pip install 'convlab[mlflow]'" is not markup
+
+        err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from convlab.config import ExperimentConfig
 from convlab.data.pipeline import InMemoryLoader
 from convlab.runs import Run
+from convlab.track import Tracking
 from convlab.train import checkpoint as ckpt
 from convlab.train.metrics import Accumulator, evaluate
 from convlab.train.progress import Reporter
@@ -74,6 +75,7 @@ class Trainer:
     run: Run
     reporter: Reporter
     epoch_hook: EpochHook | None = None
+    tracking: Tracking = field(default_factory=Tracking)  # trackers: guarded, may be none
     state: LoopState = field(default_factory=LoopState)
     epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
     stop_requested: int = 0  # set by SIGINT/SIGTERM
@@ -165,6 +167,8 @@ class Trainer:
                 st.log_sums, st.log_count = sums, acc.count
                 self.reporter.batch(st.batch_in_epoch, means(sums, acc.count, self.ks),
                                     1e3 * (now - t_log) / n_log)
+                self.tracking.log_step(st.step, row or {}, self.optimizer.param_groups[0]["lr"],
+                                       tc.batch_size * n_log / max(now - t_log, 1e-9))
                 t_log, n_log = now, 0
             if self.stop_requested or (tc.checkpoint_every and st.step % tc.checkpoint_every == 0):
                 st.acc_sums, st.acc_count = acc.sums.tolist(), acc.count
@@ -229,6 +233,8 @@ class Trainer:
         self.save_checkpoint()
         self.reporter.epoch_end(epoch, self.cfg.train.epochs, splits, lr,
                                 st.train_seconds + st.eval_seconds)
+        self.tracking.log_epoch(epoch, st.step, splits, lr, st.train_images / st.train_seconds
+                                if st.train_seconds else None)
         return splits, stop
 
     def evaluate_at_start(self) -> None:
@@ -251,6 +257,7 @@ class Trainer:
                                "time_s": round(st.train_seconds + st.eval_seconds, 3)})
         self.run.write_metrics(st.history)
         self.reporter.epoch_end(0, self.cfg.train.epochs, splits, lr, st.eval_seconds)
+        self.tracking.log_epoch(0, st.step, splits, lr)
 
     # -------------------------------------------------------------------- helpers
 

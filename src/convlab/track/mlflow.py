@@ -1,0 +1,180 @@
+"""MLflow: one MLflow run per convlab run, with the flattened resolved config as params,
+every scalar as a metric (``step/...`` against the optimizer step, ``epoch/...`` against
+the epoch), tags (status, description, the run folder) and the config, summary and
+weights as artifacts.
+
+The tracking URI is the setting, else ``$MLFLOW_TRACKING_URI``, else a SQLite database
+beside the runs (``sqlite:///<runs root>/mlflow.db``; MLflow's plain file store is
+deprecated upstream). Artifacts of a SQLite store go to ``.mlflow-artifacts/`` beside
+the database (hidden, so listing the runs does not see them).
+
+The client API is used rather than ``mlflow.start_run``: no process-wide active run, so
+two trainings in one process (a notebook) cannot log into each other's run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from convlab.runs import Run
+from convlab.track import Tracker, final_scalars, flat_params, mark, run_key, run_label
+
+RUN_TAG = "convlab.run"  # run_key(run): finds a run again (resume, export)
+STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED",
+          "interrupted": "KILLED", "pruned": "KILLED", "running": "RUNNING"}
+
+
+def runs_root(run: Run) -> Path:
+    """The folder holding the experiment folders of ``run`` (``runs/``; a sweep's
+    ``<sweep>/runs/``)."""
+    return run.path.resolve().parent.parent
+
+
+def tracking_uri(spec: Any, run: Run) -> str:
+    uri = getattr(spec, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{runs_root(run) / 'mlflow.db'}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Beside a SQLite database; other stores choose their own (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.parent / ".mlflow-artifacts").resolve().as_uri()
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow logs each schema migration of a new database at INFO, and a failed query
+    (a locked database) with its traceback at ERROR before raising it: the exception
+    becomes the one warning line of :class:`convlab.track.Tracking` instead."""
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def client_for(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with quiet_mlflow():
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # creates/migrates the database now
+    return client
+
+
+def experiment_id(client: Any, name: str, uri: str) -> str:
+    """The experiment's id, created when new (two sweep workers may race to create it)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_location(uri)))
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def find_run(client: Any, exp_id: str, key: str) -> Any:
+    """The MLflow run holding convlab run ``key``, or None."""
+    found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_TAG}` = '{key}'",
+                               max_results=1)
+    return found[0] if found else None
+
+
+def metrics_batch(scalars: Mapping[str, float], step: int) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, int(step)) for k, v in scalars.items()]
+
+
+def log_metrics(client: Any, run_id: str, scalars: Mapping[str, float], step: int) -> None:
+    batch = metrics_batch(scalars, step)
+    for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics
+        client.log_batch(run_id, metrics=batch[i:i + 1000], synchronous=True)
+
+
+def log_params(client: Any, run_id: str, config: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    params = [Param(k, str(v)[:6000]) for k, v in flat_params(config).items()]
+    for i in range(0, len(params), 100):  # log_batch takes at most 100 params
+        client.log_batch(run_id, params=params[i:i + 100], synchronous=True)
+
+
+class MlflowTracker(Tracker):
+    name = "mlflow"
+
+    def __init__(self, spec: Any, run: Run, config: Mapping[str, Any],
+                 resume_step: int | None = None) -> None:
+        with quiet_mlflow():
+            self._start(spec, run, config, resume_step)
+
+    def _start(self, spec: Any, run: Run, config: Mapping[str, Any],
+               resume_step: int | None) -> None:
+        self.uri = tracking_uri(spec, run)
+        self.client = client_for(self.uri)
+        exp_name = getattr(spec, "experiment", None) or str(config.get("name", "convlab"))
+        exp_id = experiment_id(self.client, exp_name, self.uri)
+        key = run_key(run)
+        existing = find_run(self.client, exp_id, key) if resume_step else None
+        if existing is not None:  # a resumed run continues its MLflow run
+            self.run_id = existing.info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            description = str(config.get("description") or "")
+            tags = {RUN_TAG: key, "convlab.path": str(run.path.resolve()),
+                    "status": "running", "description": description}
+            if description:
+                tags["mlflow.note.content"] = description
+            created = self.client.create_run(exp_id, run_name=run_label(run, description),
+                                             tags=tags)
+            self.run_id = created.info.run_id
+            log_params(self.client, self.run_id, config)
+        mark(run, self.name, uri=self.uri, run_id=self.run_id, done=False)
+
+    def log_step(self, step: int, scalars: dict[str, float]) -> None:
+        with quiet_mlflow():
+            log_metrics(self.client, self.run_id, scalars, step)
+
+    def log_epoch(self, epoch: int, step: int, scalars: dict[str, float]) -> None:
+        with quiet_mlflow():
+            log_metrics(self.client, self.run_id, scalars, epoch)
+
+    def finish(self, run: Run) -> None:
+        with quiet_mlflow():
+            self._finish(run)
+
+    def _finish(self, run: Run) -> None:
+        summary = run.summary
+        status = str(summary.get("status", "completed"))
+        log_metrics(self.client, self.run_id, final_scalars(summary),
+                    int(summary.get("epochs_done") or 0))
+        self.client.set_tag(self.run_id, "status", status)
+        for path in (run.config_path, run.summary_path, run.weights_path):
+            if path.exists():
+                self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id, STATUS.get(status, "FINISHED"))
+        mark(run, self.name, uri=self.uri, run_id=self.run_id, done=True)
+
+    def close(self) -> None:
+        """Nothing to release; the MLflow run stays RUNNING, as MLflow shows a crashed
+        run (a second call into a locked database would only wait again)."""
