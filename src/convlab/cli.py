@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -147,22 +147,71 @@ def runs_ls(
     status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")]
     = None,
 ) -> None:
-    """A table of the runs under the runs folder, newest last."""
+    """The runs under the runs folder, newest last; a sweep's or a study's trials grouped
+    under it. Accuracies in %; a run's id is never cut short."""
+    from convlab.runs import list_grouped_runs, resolve_runs_dir
+
+    groups: dict[str, list[Any]] = {}
+    for group, r in list_grouped_runs(resolve_runs_dir(runs_dir), experiment, status):
+        groups.setdefault(group, []).append(r)
+    if not groups:
+        console.print(f"no runs under {resolve_runs_dir(runs_dir)}", markup=False)
+    for group in sorted(groups, key=lambda g: (g != "", g)):  # plain runs first
+        runs = groups[group]
+        n = f"{len(runs)} run{'s' if len(runs) > 1 else ''}"
+        parts = group.split("/")
+        title = (f"study {parts[1]}, group {'/'.join(parts[2:])} ({n})"
+                 if len(parts) > 2 and parts[0] == "studies"
+                 else f"sweep {group} ({n})" if group else None)
+        console.print(_runs_table(runs, console.width, title))
+
+
+RUN_COLUMNS = ("run", "status", "description", "test %", "val %", "epochs", "params",
+               "wall s")  # the order they are dropped in is the reverse of this
+
+
+def _runs_table(runs: list[Any], width: int, title: str | None) -> Any:
+    """The runs as a table that fits ``width``: whole columns dropped, last first."""
     from rich.table import Table
     from rich.text import Text
 
-    from convlab.runs import list_runs, resolve_runs_dir
+    rows = []
+    for r in runs:
+        s, fin = r.summary, r.summary.get("final", {})
+        rows.append({
+            "run": r.name, "status": s.get("status", "?"), "description": _description(r),
+            "test %": _pct(fin.get("test.top1")), "val %": _pct(fin.get("val.top1")),
+            "epochs": f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')}",
+            "params": f"{s.get('params', 0):,}", "wall s": _fmt(s.get("wall_s"), ".1f"),
+        })
+    cols = [c for c in RUN_COLUMNS if c != "description" or any(r[c] for r in rows)]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) + 3 for c in cols}
+    while len(cols) > 2 and sum(widths[c] for c in cols) + 1 > width:
+        cols.pop()  # the least important column
+    table = Table(title=title, title_justify="left")
+    for c in cols:
+        table.add_column(c, no_wrap=True, justify="right" if c in ("test %", "val %",
+                                                                    "params", "wall s")
+                         else "left")
+    for r in rows:
+        table.add_row(*(Text(r[c]) for c in cols))
+    return table
 
-    table = Table("run", "status", "epochs", "test top1", "val top1", "params", "wall s")
-    for r in list_runs(resolve_runs_dir(runs_dir), experiment=experiment, status=status):
-        s = r.summary
-        fin = s.get("final", {})
-        table.add_row(
-            Text(r.name), s.get("status", "?"), f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')}",
-            _fmt(fin.get("test.top1")), _fmt(fin.get("val.top1")),
-            f"{s.get('params', 0):,}", _fmt(s.get("wall_s"), ".1f"),
-        )
-    console.print(table)
+
+def _description(run: Any) -> str:
+    """The description in the run's config.yaml (read raw: an old run's config may not
+    validate against today's schema)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(cfg.get("description") or "") if isinstance(cfg, dict) else ""
+
+
+def _pct(v: object) -> str:
+    return "-" if v is None else f"{100 * float(v):.2f}"  # type: ignore[arg-type]
 
 
 @runs_app.command("show")
