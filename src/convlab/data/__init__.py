@@ -45,7 +45,8 @@ class RawDataset:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        c, h, w = self.train.images.shape[1:]
+        lazy = getattr(self.train, "sample_shape", None)  # a user's Dataset, not yet read
+        c, h, w = lazy if lazy is not None else self.train.images.shape[1:]
         return int(c), int(h), int(w)
 
 
