@@ -62,7 +62,7 @@ def test_short_curves() -> None:
     assert detect_overfitting([1.0], [1.0]) is None
     assert detect_overfitting([1.0, 0.5], [0.5, 0.9]).epoch == 1  # type: ignore[union-attr]
     f = learning_curve_finding(curves([1.0], [0.5]))
-    assert f.text == ("Test loss is 0.5 after 1 epoch; 1 epoch is too few to judge "
+    assert f.text == ("After 1 epoch, test loss is 0.5; 1 epoch is too few to judge "
                       "overfitting (3 or more show whether the held-out loss turns up).")
     assert f.data["too_few_epochs"] and not f.data["overfit"]
     # two epochs that look like overfitting still get no verdict
@@ -75,9 +75,9 @@ def test_epoch_0_is_read_against_chance_and_left_out_of_the_verdict() -> None:
          "test": {"epoch": [0.0, 1.0], "loss": [2.30, 0.5], "top1": [0.09, 0.85]}}
     f = learning_curve_finding(c, num_classes=10)
     assert f.text == ("Before training, test loss is 2.3 and top-1 error 91.0% (guessing "
-                      "among 10 classes: error 90.0%, loss ln 10 = 2.30); 0.5 after 1 epoch; "
-                      "1 epoch is too few to judge overfitting (3 or more show whether the "
-                      "held-out loss turns up).")
+                      "among 10 classes: error 90.0%, loss ln 10 = 2.30); after 1 epoch, test "
+                      "loss is 0.5 and top-1 error 15.0%; 1 epoch is too few to judge "
+                      "overfitting (3 or more show whether the held-out loss turns up).")
     # epoch 0 (loss far above) is not the minimum the overfitting rule compares against
     long = {s: {"epoch": [0.0, *map(float, range(1, 8))], "loss": [5.0, *ls]}
             for s, ls in (("train", FALLING_TRAIN), ("test", U_SHAPED_TEST))}
@@ -233,7 +233,10 @@ def test_overfitting_over_runs_and_gradient_norms() -> None:
                                   "conv1": [0.1, 0.1, 1.0, 0.1, 0.1],
                                   "fc": [0.9, 0.7, 29.0, 0.4, 0.3]})
     assert g.kind == "warning" and g.data["spike"]
-    assert "spikes to 30 at step 20" in g.text
+    assert "spikes to 30 at step 20, 33x the steps before it" in g.text
+    # large first gradients that fall are no spike
+    early = grad_norm_finding(steps, {"total": [20.0, 25.0, 1.0, 0.8, 0.5]})
+    assert not early.data["spike"] and "spike" not in early.text
     assert "fc gets the largest gradients (median 0.7), conv1 the smallest (0.1, 7x less)" \
         in g.text
     dead = grad_norm_finding(steps[:2], {"total": [0.2, 0.1], "fc1": [0.0, 0.0],

@@ -23,7 +23,8 @@ REL_TOL = 0.02  # a loss rise smaller than 2% of the minimum is noise, not overf
 ABS_TOL = 1e-3  # ... and so is any rise below this (losses near 0 jitter by large ratios)
 GAP_LARGE = 5.0  # points of train-minus-test accuracy worth calling a large gap
 GAP_SMALL = 1.0  # points within which train and test accuracy are "the same"
-SPIKE = 10.0  # a total gradient norm above this times the median is a spike
+SPIKE = 10.0  # a total gradient norm this many times those just before it is a spike
+SPIKE_WINDOW = 5  # ... the median of this many recorded steps before it
 MIN_EPOCHS = 3  # fewer trained epochs cannot show a held-out loss turning upwards
 
 
@@ -221,11 +222,13 @@ def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]],
     if len(ev) < MIN_EPOCHS:
         data = {"overfit": False, "overfit_after": None, "split": split,
                 "too_few_epochs": True}
-        where = f"after {plural(ep[-1], 'epoch')}" if ep else "before training"
-        last = ev[-1] if ev else curves[split]["loss"][-1]
-        parts = [start, f"{name} loss is {_num(last)} {where}" if not start
-                 else f"{_num(last)} {where}", too_few_epochs(len(ev)) or ""]
-        return Finding(_sentence([p for p in parts if p]), data=data)
+        parts = [start]
+        if ep:
+            acc = trained(curves[split], "top1")[1]
+            error = f" and top-1 error {pct(1 - acc[-1])}" if start and acc else ""
+            parts.append(f"after {plural(ep[-1], 'epoch')}, {name} loss is {_num(ev[-1])}{error}")
+        parts.append(too_few_epochs(len(ev)) or "")
+        return Finding(_sentence(parts), data=data)
     of = detect_overfitting(train, ev, ep) if train else None
     if of is not None:
         return Finding(
@@ -501,12 +504,15 @@ def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float
     parts = [change_phrase("total gradient norm", total[0], total[-1],
                            f"at step {int(steps[0])}", f"at step {int(steps[-1])}")]
     data: dict[str, Any] = {"spike": False}
-    med = statistics.median(total)
-    j = max(range(len(total)), key=lambda k: total[k])
-    if med > 0 and total[j] > SPIKE * med:
+    # a spike is a jump against the steps just before it: the large gradients of the
+    # first steps of training, falling from there, are not one
+    ratios = [(total[k] / ref, k) for k in range(1, len(total))
+              if (ref := statistics.median(total[max(0, k - SPIKE_WINDOW):k])) > 0]
+    ratio, j = max(ratios, default=(0.0, 0))
+    if ratio > SPIKE:
         data["spike"] = True
         parts.append(f"it spikes to {_num(total[j])} at step {int(steps[j])}, "
-                     f"{total[j] / med:.0f}x its median")
+                     f"{ratio:.0f}x the steps before it")
     layers = {k: statistics.median(v) for k, v in norms.items() if k != "total" and v}
     if len(layers) > 1:
         hi = max(layers, key=lambda k: layers[k])

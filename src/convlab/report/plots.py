@@ -182,7 +182,9 @@ def learning_curves(curves: CurvesArg, out: Outputs, title: str = "",
 
     ``steps`` (steps.csv train metrics) adds the train loss and accuracy of each log
     interval as a thin line at its fractional epoch: the shape of a 1-epoch run, and
-    the noise around a longer run's epoch means.
+    the noise around a longer run's epoch means. Beside it, a split measured only a
+    couple of times is drawn as points: a straight line from epoch 0 to epoch 1 would
+    claim a path that was never measured.
     """
     fig, (ax_loss, ax_acc) = _figure(9.5, 3.8, ncols=2)
     xs: list[float] = []
@@ -199,8 +201,9 @@ def learning_curves(curves: CurvesArg, out: Outputs, title: str = "",
             ys = list(c.get(metric, []))
             if ys:
                 ex = _epochs(c, len(ys))
-                ax.plot(ex, ys, color=SPLIT_COLORS.get(split), ls=SPLIT_STYLES.get(split, "-"),
-                        lw=1.6, **_marks(len(ys), split, 5.0),
+                ls = "none" if steps and len(ys) <= 3 else SPLIT_STYLES.get(split, "-")
+                ax.plot(ex, ys, color=SPLIT_COLORS.get(split), ls=ls,
+                        lw=1.6, **_marks(len(ys), split, 6.0),
                         label=_t(SPLIT_WORDS.get(split, split)))
                 xs += ex
     for ax, metric in ((ax_loss, "loss"), (ax_acc, "top-1 accuracy")):
@@ -210,6 +213,7 @@ def learning_curves(curves: CurvesArg, out: Outputs, title: str = "",
             _step_axis(ax, steps)
         if ax.has_data():
             ax.legend(fontsize=8)
+    _loss_scale(ax_loss)
     _percent_axis(ax_acc)
     if title:
         fig.suptitle(_t(title))
@@ -250,13 +254,14 @@ def overlaid_curves(runs: Mapping[str, CurvesArg], out: Outputs,
                 ys = list(c.get(metric, []))
                 if ys:
                     ex = _epochs(c, len(ys))
-                    ax.plot(ex, ys, color=color, ls=SPLIT_STYLES.get(split, "-"), lw=1.4,
-                            **_marks(len(ys), split, 4.5))
+                    ls = "none" if st and len(ys) <= 3 else SPLIT_STYLES.get(split, "-")
+                    ax.plot(ex, ys, color=color, ls=ls, lw=1.4, **_marks(len(ys), split, 5.5))
                     xs += ex
                     drawn.add(split)
     for ax, metric in ((ax_loss, "loss"), (ax_acc, "top-1 accuracy")):
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
         _fit_x(ax, xs)
+    _loss_scale(ax_loss)
     _percent_axis(ax_acc)
     handles = [Line2D([], [], color=c, lw=2.5, label=_t(lab))
                for c, lab in zip(colors, runs, strict=True)]
@@ -297,6 +302,7 @@ def step_curves(runs: Mapping[str, StepsArg], out: Outputs, title: str = "") -> 
             ax.axvline(e, color="#999", lw=0.6, ls=":")
         ax.set(xlabel="step", ylabel=metric, title=f"{metric}, per log interval")
         _fit_x(ax, xs)
+    _loss_scale(ax_loss)
     _percent_axis(ax_acc)
     if len(runs) > 1 and ax_loss.has_data():
         handles, labels = ax_loss.get_legend_handles_labels()
@@ -484,17 +490,31 @@ def gradient_norms(steps: Sequence[float], norms: Mapping[str, Sequence[float]],
 
 
 def _log_y(ax: Axes, values: Sequence[float]) -> None:
-    """A log y axis whose labels cannot collide: 1-2-5 ticks over up to two decades,
+    """A log y axis whose labels cannot collide: 1-2-5 ticks over up to three decades,
     powers of ten (thinned to about six) over more, no minor labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
     pos = [v for v in values if v > 0 and math.isfinite(v)]
     decades = math.log10(max(pos) / min(pos)) if pos else 0.0
-    subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=7))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tick_label(v)))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+LOG_LOSS_RATIO = 100.0  # a loss panel spanning this factor or more gets a log y axis
+
+
+def _loss_scale(ax: Axes) -> None:
+    """A loss that falls by two orders of magnitude (2.3 to 0.001) is a flat line at the
+    bottom of a linear axis: show it on a log axis, and say so in the label."""
+    ys = [float(v) for line in ax.get_lines() for v in line.get_ydata()]
+    pos = [v for v in ys if v > 0 and math.isfinite(v)]
+    if pos and len(pos) == len([v for v in ys if math.isfinite(v)]) \
+            and max(pos) / min(pos) >= LOG_LOSS_RATIO:
+        _log_y(ax, pos)
+        ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
 
 
 def _positive(ys: Sequence[float]) -> list[float]:

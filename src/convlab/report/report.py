@@ -141,10 +141,19 @@ def build_report(runs: Sequence[RunData], fig_dir: Path, title: str = "") -> Rep
 
 
 def _common_name(runs: Sequence[RunData]) -> str:
+    """The folder that holds the runs, named for what it is: a sweep's folder, not the
+    ``runs/<experiment>`` folders a sweep keeps its trials in (``lr-pair (mnist-lr)``)."""
     paths = [r.path for r in runs if r.path]
     if not paths:
         return ", ".join(sorted({r.experiment for r in runs}))
-    return Path(os.path.commonpath(paths)).name or "runs"
+    folder = Path(os.path.commonpath(paths))
+    experiments = {r.experiment for r in runs}
+    inner = []
+    while folder.name in experiments | {"runs"} and folder.parent != folder:
+        inner.append(folder.name)
+        folder = folder.parent
+    shown = [n for n in inner if n != "runs"]
+    return f"{folder.name or 'runs'}" + (f" ({', '.join(shown)})" if shown else "")
 
 
 def _figure(fig_dir: Path, name: str, caption: str, draw: Any, *args: Any,
@@ -169,7 +178,7 @@ def _single_run_sections(r: RunData, fig_dir: Path) -> list[Section]:
                    "step count on top) and each split after each epoch (markers)." if short
                    else "Loss and top-1 accuracy of each split after each epoch.")
         img = _figure(fig_dir, "learning_curves", caption, plots.learning_curves, r.curves,
-                      title=r.description or r.label, steps=r.train_steps if short else None)
+                      steps=r.train_steps if short else None)
         finding = fd.learning_curve_finding(r.curves, r.num_classes)
         if short:
             finding = _joined(fd.step_finding(r.train_steps), finding)
@@ -509,14 +518,21 @@ def _viz_section(r: RunData, fig_dir: Path, suffix: str = "",
     """The figures ``convlab viz`` made in the run folder, copied beside the report."""
     import shutil
 
-    if not r.viz_figures:
+    def kind(p: Path) -> int:  # the order of VIZ_CAPTIONS, unknown figures last
+        return next((i for i, (pre, _) in enumerate(VIZ_CAPTIONS) if p.stem.startswith(pre)),
+                    len(VIZ_CAPTIONS))
+
+    drawn = "total" in r.steps  # the report draws the gradient norms itself
+    figures = sorted((p for p in map(Path, r.viz_figures)
+                      if not (drawn and p.stem.startswith("grad_norms"))),
+                     key=lambda p: (kind(p), p.name))
+    if not figures:
         return []
     dest = fig_dir / name
     dest.mkdir(parents=True, exist_ok=True)
     blocks: list[Block] = []
-    for src in map(Path, r.viz_figures):
-        what = next((c for prefix, c in VIZ_CAPTIONS if src.stem.startswith(prefix)),
-                    "Figure")
+    for src in figures:
+        what = VIZ_CAPTIONS[kind(src)][1] if kind(src) < len(VIZ_CAPTIONS) else "Figure"
         copy = dest / src.name
         shutil.copyfile(src, copy)
         blocks.append(Image(f"{name}-{src.stem}", f"{what} ({src.name}).", copy))
