@@ -9,7 +9,7 @@ import importlib
 
 import typer
 
-MODULES = ("analysis", "export", "report", "study", "sweep", "viz")
+MODULES = ("analysis", "data", "export", "report", "study", "sweep", "viz")
 
 
 def register_all(app: typer.Typer) -> None:
