@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -91,30 +91,68 @@ class ModelConfig(BaseModel):
 # ---------------------------------------------------------------------- optimizer
 
 
-class OptimConfig(Strict):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: PositiveFloat = 0.01
-    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: NonNegativeFloat = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)  # adam / adamw
+class _RegistryEntrySection(BaseModel):
+    """A config section that names a registry entry (an optimizer, a schedule): its
+    common fields, plus the entry's own settings validated against the entry's settings
+    model and completed with its defaults, kept as extra keys (``cfg.optim.momentum``)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> OptimConfig:
-        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
-            raise ValueError("nesterov needs name: sgd and momentum > 0")
-        return self
+    model_config = ConfigDict(frozen=True, extra="allow")
+    _registry: ClassVar[str]
+    _section: ClassVar[str]
+    _default: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any) -> Any:
+        from convlab import optim  # the registries; models' layer, below config
+
+        if data is None:
+            data = {}
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping with a 'name', got {data!r}")
+        rest = dict(data)
+        name = rest.pop("name", cls._default)
+        common = {k: rest.pop(k) for k in list(rest) if k in cls.model_fields}
+        registry = getattr(optim, cls._registry)
+        return {"name": name, **common,
+                **optim.resolve_entry_settings(registry, name, rest, cls._section)}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The entry's own settings (everything but the common fields)."""
+        return dict(self.__pydantic_extra__ or {})
 
 
-class ScheduleConfig(Strict):
-    """Learning-rate schedule as a function of the (fractional) epoch; see train/schedule.py."""
+class OptimConfig(_RegistryEntrySection):
+    """``name`` picks a registered optimizer (``sgd``, ``adam``, ``adamw``); ``lr`` and
+    ``weight_decay`` are common, the other keys are that optimizer's settings
+    (``momentum``/``nesterov`` for sgd, ``betas``/``eps`` for adam and adamw)."""
 
-    name: Literal["constant", "step", "exponential", "cosine", "onecycle"] = "constant"
-    step_size: PositiveInt = 10  # step: epochs between decays
-    gamma: PositiveFloat = 0.1  # step, exponential: factor per decay / per epoch
-    min_lr: NonNegativeFloat = 0.0  # cosine: final learning rate
-    pct_start: float = Field(0.25, gt=0, lt=1)  # onecycle: fraction of training spent rising
-    warmup_epochs: NonNegativeFloat = 0.0  # linear warm-up from 0, before any schedule
+    _registry: ClassVar[str] = "OPTIMIZERS"
+    _section: ClassVar[str] = "optim"
+    _default: ClassVar[str] = "sgd"
+
+    name: str = Field("sgd", description="a registered optimizer: sgd, adam, adamw")
+    lr: PositiveFloat = Field(0.01, description="the base learning rate")
+    weight_decay: NonNegativeFloat = Field(0.0, description="L2 penalty (decoupled for adamw)")
+
+
+class ScheduleConfig(_RegistryEntrySection):
+    """Learning-rate schedule as a function of the (fractional) epoch: ``name`` picks a
+    registered schedule (``constant``, ``step``, ``exponential``, ``cosine``,
+    ``onecycle``, ``linear``), the other keys are its settings; ``warmup_epochs`` is a
+    linear warm-up from 0 before any of them."""
+
+    _registry: ClassVar[str] = "SCHEDULES"
+    _section: ClassVar[str] = "schedule"
+    _default: ClassVar[str] = "constant"
+
+    name: str = Field("constant", description="a registered schedule: constant, step, "
+                      "exponential, cosine, onecycle, linear")
+    warmup_epochs: NonNegativeFloat = Field(
+        0.0, description="linear warm-up from 0 over this many epochs, before any schedule")
 
 
 # ------------------------------------------------------------------------- train
@@ -131,9 +169,15 @@ def check_metric_name(v: str) -> str:
 
 
 class EarlyStoppingConfig(Strict):
-    metric: str = "val.loss"  # <split>.<metric>: val.loss, val.top1, test.top1, ...
-    patience: PositiveInt = 3
-    min_delta: NonNegativeFloat = 0.0
+    """Stop when a held-out metric has not improved for ``patience`` epochs; the best
+    epoch's weights are put back."""
+
+    metric: str = Field("val.loss", description=(
+        "<split>.<metric> to watch: val.loss, val.top1, test.top1, ... (a loss is "
+        "minimized, an accuracy maximized)"))
+    patience: PositiveInt = Field(3, description="epochs without improvement before stopping")
+    min_delta: NonNegativeFloat = Field(
+        0.0, description="the least change that counts as an improvement")
 
     _metric = field_validator("metric")(classmethod(lambda cls, v: check_metric_name(v)))
 
@@ -143,22 +187,37 @@ class EarlyStoppingConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 64
-    eval_batch_size: PositiveInt = 1000
-    device: str = "auto"  # auto: CUDA when present, else CPU
-    deterministic: bool = False
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    early_stopping: EarlyStoppingConfig | None = None
-    channels_last: bool | None = None  # None: on for conv nets
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
-    compile: bool = False
-    threads: PositiveInt | None = None  # None: the number of cores
-    grad_clip: PositiveFloat | None = None
-    log_every: PositiveInt = 50  # steps between progress/metric host syncs
-    track_grad_norms: PositiveInt | None = None  # every N steps into steps.csv
-    checkpoint_every: PositiveInt | None = None  # steps; a checkpoint also ends every epoch
-    eval_train: bool = False  # also re-evaluate the train split in eval mode each epoch
+    """How the loop runs: epochs, batches, device and precision, logging, checkpoints."""
+
+    epochs: PositiveInt = Field(10, description="passes over the training split")
+    batch_size: PositiveInt = Field(64, description="images per training step")
+    eval_batch_size: PositiveInt = Field(1000, description="images per evaluation batch")
+    device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, "
+                        "cuda, cuda:N or mps")
+    deterministic: bool = Field(False, description=(
+        "deterministic kernels: a resumed run ends bit-for-bit where an uninterrupted one "
+        "would"))
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description=(
+        "cross-entropy label smoothing: this much of each target spread over all classes"))
+    early_stopping: EarlyStoppingConfig | None = Field(None, description=(
+        "stop when a held-out metric stops improving (metric, patience, min_delta)"))
+    channels_last: bool | None = Field(None, description=(
+        "channels_last memory format; default: on for conv nets"))
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description=(
+        "auto: bf16 autocast on CUDA only, fp32 elsewhere"))
+    compile: bool = Field(False, description="torch.compile the model (pays off on GPU)")
+    threads: PositiveInt | None = Field(None, description=(
+        "torch CPU threads; default: the number of physical cores"))
+    grad_clip: PositiveFloat | None = Field(None, description=(
+        "clip the gradients' total L2 norm to this value"))
+    log_every: PositiveInt = Field(50, description=(
+        "steps between running-metric updates (one host sync each) and steps.csv rows"))
+    track_grad_norms: PositiveInt | None = Field(None, description=(
+        "every N steps, write the total and per-layer gradient norms to steps.csv"))
+    checkpoint_every: PositiveInt | None = Field(None, description=(
+        "steps between checkpoints; one also ends every epoch"))
+    eval_train: bool = Field(False, description=(
+        "also re-evaluate the train split in eval mode each epoch"))
     eval_at_start: bool = Field(False, description=(
         "evaluate every split before the first step: an epoch-0 row in metrics.csv (the "
         "untrained model's loss and accuracy, drawn in the curves)"))
@@ -182,8 +241,11 @@ class MatchParamsConfig(Strict):
     ``depth``, ``stages.*.channels``, ``stages.*.kernel`` or a dotted model setting.
     """
 
-    reference: PositiveInt | str
-    vary: str
+    reference: PositiveInt | str = Field(description=(
+        "a parameter count, a model name or an experiment whose count to match"))
+    vary: str = Field(description=(
+        "the free dimension: hidden_width, width, depth, stages.*.channels, "
+        "stages.*.kernel or a dotted model setting"))
 
 
 # ---------------------------------------------------------------------- tracking
@@ -245,15 +307,23 @@ def _tracker_list(v: Any) -> Any:
 
 
 class ExperimentConfig(Strict):
-    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = ""
-    seed: int = 0
-    data: DataConfig = DataConfig()
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    optim: OptimConfig = OptimConfig()
-    schedule: ScheduleConfig = ScheduleConfig()
-    train: TrainConfig = TrainConfig()
-    match_params: MatchParamsConfig | None = None  # resolved when the run starts
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description=(
+        "names the run folder runs/<name>/; default: the experiment file's name"))
+    description: str = Field("", description=(
+        "a short label for tables, progress lines and legends (a sweep's named values "
+        "set it)"))
+    seed: int = Field(0, description="seeds weights, shuffling, augmentation and splits")
+    data: DataConfig = Field(DataConfig(), description="the dataset and its preprocessing")
+    model: ModelConfig = Field(default_factory=ModelConfig, description=(
+        "name: a builder (cnn, mlp), a named architecture (pw1, lenet5) or user code "
+        "(nets.py:Net); the other keys are its settings"))
+    optim: OptimConfig = Field(OptimConfig(), description="the optimizer and its settings")
+    schedule: ScheduleConfig = Field(ScheduleConfig(), description=(
+        "the learning-rate schedule and its settings"))
+    train: TrainConfig = Field(TrainConfig(), description="how the training loop runs")
+    match_params: MatchParamsConfig | None = Field(None, description=(
+        "set one model dimension so the parameter count matches a reference (resolved "
+        "when the run starts; config show prints the result)"))
     tracking: tuple[TrackerConfig, ...] = Field((), description=(
         "experiment trackers fed while the run trains: tensorboard, mlflow, wandb (a list "
         "of names or of mappings with their settings); each needs its extra, e.g. pip "
@@ -337,10 +407,20 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_override(tree: dict[str, Any], keys: list[str], value: Any) -> None:
-    """Set a dotted key in a nested dict/list tree, creating mappings as needed."""
+    """Set a dotted key in a nested dict/list tree, creating mappings as needed.
+
+    ``*`` stands for every item of a list: ``model.stages.*.activation=tanh``.
+    """
     node: Any = tree
     for i, k in enumerate(keys):
         last = i == len(keys) - 1
+        if isinstance(node, list) and k == "*":
+            if not node:
+                raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:i])} is an empty "
+                                  f"list; '*' needs items to set")
+            for j in range(len(node)):
+                _apply_item(node, j, keys, i, value)
+            return
         if isinstance(node, list):
             if not k.isdigit() or int(k) >= len(node):
                 where = ".".join(keys[:i])
@@ -368,12 +448,80 @@ def apply_override(tree: dict[str, Any], keys: list[str], value: Any) -> None:
             raise ConfigError(f"--set {'.'.join(keys)}: cannot descend into {node!r}")
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a raw mapping; a failure is a one-line ConfigError naming the keys."""
+def _apply_item(items: list[Any], j: int, keys: list[str], i: int, value: Any) -> None:
+    """One item of a ``*`` override: the rest of the dotted key below ``items[j]``."""
+    rest = keys[i + 1:]
+    if not rest:
+        items[j] = value
+        return
+    if not isinstance(items[j], dict | list):
+        raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:i])}.{j} is a value, "
+                          f"not a section")
+    holder = {"_": items[j]}
+    apply_override(holder, ["_", *rest], value)
+    items[j] = holder["_"]
+
+
+def validate_config(raw: dict[str, Any], source: str = "config",
+                    overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Validate a raw mapping; a failure is a one-line ConfigError naming the keys, with
+    a "did you mean" for a misspelt key, and blaming the ``--set`` flag (not the file)
+    when the key at fault is one that an override set."""
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(_did_you_mean(e, format_validation_error(
+            e, _blamed(e, source, overrides)))) from None
+
+
+def _blamed(err: ValidationError, source: str, overrides: list[str] | tuple[str, ...]) -> str:
+    """``--set KEY=VALUE`` when every problem lies at or under a key an override set."""
+    keys = [(item, item.partition("=")[0].strip().split(".")) for item in overrides]
+    locs = [[str(p) for p in e["loc"]] for e in err.errors()]
+    for item, k in reversed(keys):  # the last override of a key is the one that counts
+        if locs and all(loc[:len(k)] == k or k[:len(loc)] == loc for loc in locs):
+            return f"--set {item}"
+    return source
+
+
+def _did_you_mean(err: ValidationError, text: str) -> str:
+    """Add the closest known key to each "unknown key" of a strict section."""
+    import difflib
+
+    for e in err.errors():
+        if e["type"] != "extra_forbidden":
+            continue
+        model: Any = ExperimentConfig
+        for part in e["loc"][:-1]:
+            model = _field_model(model, part)
+            if model is None:
+                break
+        if model is None:
+            continue
+        loc = ".".join(str(p) for p in e["loc"])
+        close = difflib.get_close_matches(str(e["loc"][-1]), list(model.model_fields), n=1)
+        if close:
+            text = text.replace(f"{loc}: unknown key", f"{loc}: unknown key; did you mean "
+                                f"{close[0]!r}?", 1)
+    return text
+
+
+def _field_model(model: Any, part: Any) -> Any:
+    """The pydantic model of field ``part`` of ``model`` (through Optional and lists)."""
+    import typing
+
+    if isinstance(part, int) or not hasattr(model, "model_fields"):
+        return model if isinstance(part, int) else None
+    field = model.model_fields.get(str(part))
+    if field is None:
+        return None
+    todo = [field.annotation]
+    while todo:
+        t = todo.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+        todo.extend(typing.get_args(t))
+    return None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -392,10 +540,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     if raw is None:
+        import warnings
+
+        warnings.warn(f"{path} is empty: it trains the defaults (convlab config show "
+                      f"{path} prints them)", EmptyExperimentWarning, stacklevel=2)
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return raw
+
+
+class EmptyExperimentWarning(UserWarning):
+    """An experiment file without a setting: what it trains is every default."""
 
 
 def bundled_examples() -> dict[str, Path]:
@@ -422,7 +578,7 @@ def find_experiment(name_or_path: str | Path) -> Path:
 
 def load_config(
     source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
-    base_dir: str | Path | None = None,
+    base_dir: str | Path | None = None, label: str | None = None,
 ) -> ExperimentConfig:
     """Resolve defaults <- file (or mapping) <- ``key=value`` overrides into a config.
 
@@ -431,7 +587,7 @@ def load_config(
     else the working directory: see :func:`resolve_paths`.
     """
     if isinstance(source, dict):
-        raw, label = _deepcopy(source), "config"
+        raw, label = _deepcopy(source), label or "config"
     else:
         path = find_experiment(source)
         raw, label = read_yaml(path), str(path)
@@ -442,10 +598,36 @@ def load_config(
         _materialize_defaults(raw, keys, label)
         apply_override(raw, keys, value)
     resolve_paths(raw, Path(base_dir) if base_dir else None, label)
-    return validate_config(raw, label)
+    return validate_config(raw, label, overrides)
 
 
 DATA_PATH_KEYS = ("root", "path", "labels")
+
+# Keys every optimizer and schedule section carried before they became registries
+# (convlab 0.1 wrote them all into each run's config.yaml, whatever the name).
+LEGACY_SECTION_KEYS = {
+    "optim": ("momentum", "nesterov", "betas"),
+    "schedule": ("step_size", "gamma", "min_lr", "pct_start"),
+}
+
+
+def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's config.yaml as this version reads it: drop the optimizer and
+    schedule keys that earlier versions recorded for every name but the named entry does
+    not take (they had no effect there). Experiment files are not upgraded: a key an
+    entry does not take is an error there."""
+    from convlab import optim
+
+    for section, keys in LEGACY_SECTION_KEYS.items():
+        node = raw.get(section)
+        registry = optim.OPTIMIZERS if section == "optim" else optim.SCHEDULES
+        if not isinstance(node, dict) or node.get("name") not in registry:
+            continue
+        known = registry.get(node["name"]).settings_model.model_fields
+        for key in keys:
+            if key in node and key not in known:
+                del node[key]
+    return raw
 
 
 def resolve_paths(raw: dict[str, Any], base_dir: Path | None, label: str = "config") -> None:
@@ -512,7 +694,7 @@ def _materialize_defaults(raw: dict[str, Any], keys: list[str], label: str) -> N
         if not isinstance(node, dict):
             return
         if k not in node:
-            if not any(part.isdigit() for part in keys[i + 1 :]):
+            if not any(part.isdigit() or part == "*" for part in keys[i + 1 :]):
                 return  # plain mappings are created by apply_override
             resolved: Any = validate_config(raw, label).to_dict()
             for part in keys[: i + 1]:
@@ -532,13 +714,18 @@ def _deepcopy(tree: Any) -> Any:
 
 
 def json_schema() -> dict[str, Any]:
-    """The experiment schema, with each model builder's settings under ``$defs``."""
+    """The experiment schema, with each model builder's, optimizer's and schedule's
+    settings under ``$defs`` (``model:cnn``, ``optim:sgd``, ``schedule:cosine``)."""
     from convlab.models import MODELS
+    from convlab.optim import OPTIMIZERS, SCHEDULES
 
     schema = ExperimentConfig.model_json_schema()
     defs = schema.setdefault("$defs", {})
     for name in MODELS.list():
         spec = MODELS.get(name)
-        if spec.base is None:
+        if spec.base is None and spec.settings_model is not None:
             defs[f"model:{name}"] = spec.settings_model.model_json_schema()
+    for kind, registry in (("optim", OPTIMIZERS), ("schedule", SCHEDULES)):
+        for name in registry.list():
+            defs[f"{kind}:{name}"] = registry.get(name).settings_model.model_json_schema()
     return schema

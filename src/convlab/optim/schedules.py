@@ -25,7 +25,7 @@ class StepSettings(Strict):
 
 
 class ExponentialSettings(Strict):
-    gamma: PositiveFloat = Field(0.9, description="factor per epoch")
+    gamma: PositiveFloat = Field(0.1, description="factor per epoch")
 
 
 class CosineSettings(Strict):

@@ -175,16 +175,17 @@ class Run:
     @property
     def config(self) -> Any:
         """The resolved config; user code it names is imported as :meth:`user_code` says."""
-        from convlab.config import ModelConfig, load_config, read_yaml
+        from convlab.config import ModelConfig, load_config, read_yaml, upgrade_legacy
 
+        raw = upgrade_legacy(read_yaml(self.config_path))
+        raw.setdefault("name", self.path.parent.name)
         if self.summary.get("model_from") == "object":  # the model section names an
-            raw = read_yaml(self.config_path)           # object no process can rebuild
-            model = raw.pop("model", {}) or {}
-            cfg = load_config(raw, base_dir=self.path)
+            model = raw.pop("model", {}) or {}          # object no process can rebuild
+            cfg = load_config(raw, base_dir=self.path, label=str(self.config_path))
             name = model.get("name", "?") if isinstance(model, dict) else str(model)
             return cfg.model_copy(update={"model": ModelConfig.for_object(name)})
         with self.user_code():
-            return load_config(self.config_path)
+            return load_config(raw, base_dir=self.path, label=str(self.config_path))
 
     @contextlib.contextmanager
     def user_code(self) -> Iterator[None]:
