@@ -168,3 +168,25 @@ def load():
     assert data.sizes == {"train": 6, "val": 2, "test": 4}
     with pytest.raises(ConvlabError, match="has a validation split of its own"):
         prepare_data(DataConfig(dataset=ref, val_fraction=0.5), torch.device("cpu"))
+
+
+def test_sweep_workers_import_the_loader_again(tmp_path: Path) -> None:
+    """Two spawned workers, one keyword argument of the loader swept: each trial reads the
+    dataset its argument makes, from the file named relative to the experiment."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "mydata.py").write_text(HEADER + textwrap.dedent(ARRAYS))
+    (tmp_path / "exp.yaml").write_text(
+        "data: {dataset: 'mydata.py:load', args: {n: 40}}\nmodel: {name: mlp}\n"
+        "train: {epochs: 1, batch_size: 16, threads: 1}\n")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: s\nbase: exp.yaml\ngrid:\n  data.args.n: [24, 32]\n")
+    done = subprocess.run([sys.executable, "-m", "convlab.cli", "sweep",
+                           str(tmp_path / "sweep.yaml"), "--workers", "2", "--runs-dir",
+                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    sizes = sorted(json.loads(p.read_text())["data"]["train"]
+                   for p in (tmp_path / "runs").rglob("env.json"))
+    assert sizes == [24, 32]
