@@ -79,6 +79,15 @@ def split_ref(ref: str) -> tuple[str, str]:
     return target, attr
 
 
+def short_name(name: str) -> str:
+    """How a person reads a model name: ``/home/me/exp/nets.py:TinyNet`` -> ``nets.py:TinyNet``
+    (registered names and module references unchanged)."""
+    if not is_user_ref(name):
+        return name
+    target, _, attr = name.rpartition(":")
+    return f"{Path(target).name}:{attr}" if is_file_target(target) else name
+
+
 def is_file_target(target: str) -> bool:
     return target.endswith(".py") or "/" in target or os.sep in target
 

@@ -144,6 +144,11 @@ def test_resume_summary_viz_and_probe_in_fresh_processes(tmp_path: Path) -> None
     probe = convlab_cli("probe", "equivariance", str(run.path), "--shift", "2", cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr
     assert "conv1" in probe.stdout
+    rf = convlab_cli("calc", "rf", str(run.path), cwd=tmp_path)
+    assert rf.returncode == 0, rf.stderr
+    assert "conv2" in rf.stdout and "yes" in rf.stdout  # analytic and gradient fields agree
+    report = convlab_cli("report", str(run.path), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
 
 
 def test_a_changed_file_is_reopened_from_the_run_copy_with_a_warning(tmp_path: Path) -> None:
@@ -332,6 +337,15 @@ def test_run_takes_a_model_object_and_counts_frozen_parameters(tmp_path: Path) -
     assert run.config.model.name.endswith(":Frozen")
     reopened = convlab.load_run(run.path, model=Frozen()).load_model()
     assert (reopened.head.weight == model.head.weight.cpu()).all()
+
+
+def test_a_resnet18_linear_probe_counts_its_trainable_parameters() -> None:
+    from convlab.models import parameter_counts
+
+    probe = convlab.create_model({"name": "resnet18", "freeze": "backbone"}, (3, 32, 32), 10)
+    counts = parameter_counts(probe)
+    assert counts["trainable_params"] == 512 * 10 + 10
+    assert counts["frozen_params"] == counts["params"] - 5130 > 11_000_000
 
 
 def test_run_takes_a_callable_given_the_dataset_parameters(tmp_path: Path) -> None:

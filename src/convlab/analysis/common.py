@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from convlab.errors import ConvlabError
+from convlab.usercode import short_name
 
 DEFAULT_INPUT: tuple[int, int, int] = (1, 28, 28)
 DEFAULT_CLASSES = 10
@@ -129,7 +130,7 @@ def resolve_model(
         shape = tuple(run.summary["input_shape"])
         return ResolvedModel(
             model, shape, int(run.summary["num_classes"]),  # type: ignore[arg-type]
-            f"run {run.name} (model {run.config.model.name})", run.config.model.name,
+            f"run {run.name} (model {short_name(run.config.model.name)})", run.config.model.name,
             run.config.model.settings,
         )
     if is_model_name(target):

@@ -26,6 +26,7 @@ from convlab.train.loop import EpochHook, LoopState, Trainer
 from convlab.train.metrics import metric_ks
 from convlab.train.optim import build_optimizer, build_scheduler
 from convlab.train.progress import Reporter, make_reporter
+from convlab.usercode import short_name
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
@@ -200,7 +201,8 @@ def make_trainer(
         channels_last = uses_conv(model)
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)  # 2.6x faster here (docs/architecture.md, "Performance")
+        # 2.6x faster on this CPU (docs/architecture.md, "Performance")
+        model = model.to(memory_format=torch.channels_last)
     if hasattr(model, "param_groups"):  # e.g. a separate backbone learning rate
         trainable: list[Any] = model.param_groups(cfg.optim.lr)
     else:  # frozen parameters stay out of the optimizer
@@ -284,10 +286,20 @@ def run_experiment(
     trainer.epoch_hook = epoch_hook
     trainer.tracking = start_tracking(cfg, run)
     reporter.start(
-        f"{cfg.name}: {cfg.model.name} ({params:,} parameters) on {cfg.data.dataset} "
-        f"({len(data.train):,} train / {len(data.test):,} test) on {device}; run {run.path}"
+        f"{cfg.name}: {short_name(cfg.model.name)} ({params:,} parameters) on "
+        f"{short_name(str(cfg.data.dataset))} "
+        f"({split_sizes(data)}) on {device}; run {run.path}"
     )
     return _fit_and_close(trainer, run, reporter, t_start, setup_s=time.perf_counter() - t_start)
+
+
+def split_sizes(data: PreparedData) -> str:
+    """``"2,000 train / 500 val / 10,000 test"`` (val only when there is one)."""
+    parts = [f"{len(data.train):,} train"]
+    if data.val is not None and len(data.val):
+        parts.append(f"{len(data.val):,} val")
+    parts.append(f"{len(data.test):,} test")
+    return " / ".join(parts)
 
 
 def with_model_object(cfg: ExperimentConfig, model: Any) -> tuple[ExperimentConfig, str]:
