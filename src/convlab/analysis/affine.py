@@ -26,11 +26,13 @@ from torch import nn
 
 from convlab.analysis.common import AnalysisError, leaf_modules
 from convlab.analysis.probe import AFF_A, AFF_B, rel_error
+from convlab.models.cnn import PermuteFeatures
 
 AFFINE_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Unflatten, nn.Identity,
     nn.ZeroPad2d, nn.ConstantPad2d, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+    PermuteFeatures,  # a fixed permutation is linear
 )
 
 

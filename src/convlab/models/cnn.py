@@ -24,34 +24,49 @@ from convlab.schema import Activation, Init, Strict
 
 
 class StageSettings(Strict):
-    channels: PositiveInt
-    convs: PositiveInt = 1  # convolutions in this stage
-    kernel: PositiveInt = 3
-    stride: PositiveInt = 1  # of the first conv; the others use 1
-    padding: NonNegativeInt | Literal["same", "valid"] = "same"
-    dilation: PositiveInt = 1
-    pool: Literal["max", "avg", "none"] = "max"
-    pool_size: PositiveInt = 2
-    batch_norm: bool = False
-    activation: Activation = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
-    residual: bool = False  # add the stage input (projected by 1x1 conv if needed)
+    """One stage: convolutions (+BN, activation), an optional residual add, pooling."""
+
+    channels: PositiveInt = Field(description="output channels of every conv in the stage")
+    convs: PositiveInt = Field(1, description="convolutions in this stage")
+    kernel: PositiveInt = Field(3, description="kernel size (square)")
+    stride: PositiveInt = Field(1, description="stride of the first conv; the others use 1")
+    padding: NonNegativeInt | Literal["same", "valid"] = Field("same", description=(
+        "zeros on each side, 'same' (keeps the size at stride 1) or 'valid' (none)"))
+    dilation: PositiveInt = Field(1, description="spacing of the kernel's taps")
+    pool: Literal["max", "avg", "none"] = Field("max", description="pooling after the convs")
+    pool_size: PositiveInt = Field(2, description="pooling window and stride")
+    batch_norm: bool = Field(False, description="BatchNorm after each conv (convs lose bias)")
+    activation: Activation = Field("relu", description="after each conv (and the add)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after pooling")
+    residual: bool = Field(False, description=(
+        "add the stage input (projected by a 1x1 conv if its shape differs)"))
 
 
 class HeadSettings(Strict):
-    type: Literal["flatten", "gap"] = "flatten"  # gap: global average pooling
-    hidden: list[PositiveInt] = []
-    activation: Activation = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
+    """What follows the stages: flatten (or global average pooling), then FC layers."""
+
+    type: Literal["flatten", "gap"] = Field("flatten", description=(
+        "flatten the last feature map, or gap: global average pooling per channel"))
+    flatten_order: Literal["natural", "permuted"] = Field("natural", description=(
+        "permuted: a fixed random permutation of the flattened features (seeded by "
+        "flatten_seed) before the first FC layer; an FC layer learns the same function "
+        "under any fixed order"))
+    flatten_seed: int = Field(0, description="seed of the permutation of flatten_order")
+    hidden: list[PositiveInt] = Field([], description="widths of hidden FC layers")
+    activation: Activation = Field("relu", description="after each hidden FC layer")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden FC layer")
 
 
 class CNNSettings(Strict):
+    """The ``cnn`` builder: conv stages, then a head."""
+
     stages: list[StageSettings] = Field(
         default_factory=lambda: [StageSettings(channels=32), StageSettings(channels=64)],
-        min_length=1,
+        min_length=1, description="the conv stages, in order (at least one)",
     )
-    head: HeadSettings = HeadSettings()
-    init: Init = "default"
+    head: HeadSettings = Field(HeadSettings(), description="flatten or GAP, then FC layers")
+    init: Init = Field("default", description=(
+        "weight init: default (PyTorch's), kaiming (ReLU nets) or xavier (tanh)"))
 
     @model_validator(mode="after")
     def _check(self) -> CNNSettings:
@@ -117,11 +132,29 @@ class ConvNet(nn.Sequential):
     """Stages followed by a head; a Sequential so any prefix is itself a model."""
 
 
+class PermuteFeatures(nn.Module):
+    """A fixed permutation of the features of a flattened map: (B, N) -> (B, N).
+
+    The permutation is drawn from ``seed`` and kept as a buffer (it is saved with the
+    weights), so the order is the same in every process that builds the model.
+    """
+
+    def __init__(self, features: int, seed: int) -> None:
+        super().__init__()
+        perm = torch.randperm(features, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("perm", perm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N)
+        return x.index_select(1, self.perm)  # type: ignore[arg-type]
+
+
 def _head(h: HeadSettings, features: int, num_classes: int) -> nn.Sequential:
     layers: dict[str, nn.Module] = {}
     if h.type == "gap":
         layers["gap"] = nn.AdaptiveAvgPool2d(1)
     layers["flatten"] = nn.Flatten()
+    if h.flatten_order == "permuted":
+        layers["permute"] = PermuteFeatures(features, h.flatten_seed)
     width = features
     for i, hidden in enumerate(h.hidden, 1):
         layers[f"fc{i}"] = nn.Linear(width, hidden)
