@@ -71,3 +71,18 @@ def test_cache_ls_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code, out, _ = cli("cache", "clear", "--yes", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "deleted 1 file(s)" in out
     assert not list((tmp_path / "cache").glob("*.npz"))
+
+
+def test_data_show_unknown_name_and_user_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli("data", "show", "cifar1000", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "did you mean 'cifar100' or 'cifar10'" in err
+    (tmp_path / "mine.py").write_text(
+        "import numpy as np\n"
+        "def load(n=4):\n"
+        "    x, y = np.zeros((n, 5, 5), np.uint8), np.arange(n) % 2\n"
+        "    return {'train': (x, y), 'test': (x, y), 'classes': ['no', 'yes']}\n")
+    code, out, err = cli("data", "show", f"{tmp_path / 'mine.py'}:load", "--set", "args.n=6",
+                         "--read", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "read: train 6, test 6, 1x5x5, classes (2): no, yes" in out

@@ -29,14 +29,20 @@ def _shape(shape: tuple[int, int, int] | None) -> str:
 def _config(name: str, root: Path | None, sets: list[str] | None) -> object:
     from pydantic import ValidationError
 
-    from convlab.config import ConfigError, DataConfig, format_validation_error, parse_override
+    from convlab.config import (
+        ConfigError,
+        DataConfig,
+        apply_override,
+        format_validation_error,
+        parse_override,
+    )
 
     raw: dict[str, object] = {"dataset": name, "download": False}
     if root is not None:
         raw["root"] = root
     for item in sets or []:
         keys, value = parse_override(item)
-        raw[".".join(keys)] = value
+        apply_override(raw, keys, value)
     try:
         return DataConfig.model_validate(raw)
     except ValidationError as e:
@@ -71,7 +77,8 @@ def data_ls(root: RootOption = None) -> None:
 
 @data_app.command("show")
 def data_show(
-    name: Annotated[str, typer.Argument(help="A registered dataset, e.g. cifar100.")],
+    name: Annotated[str, typer.Argument(
+        help="A registered dataset (e.g. cifar100) or a user's loader 'mydata.py:load'.")],
     root: RootOption = None, set_: SetOption = None,
     read: Annotated[bool, typer.Option(
         "--read", help="Read the files to report the sizes found (seconds for big sets).")]
@@ -81,11 +88,20 @@ def data_show(
     from convlab.data.imagefolder import cache_dir
     from convlab.data.sources import dataset_info, load_raw, locate
     from convlab.data.spec import DATASETS
+    from convlab.usercode import is_user_ref
 
-    spec = DATASETS.get(name)
-    cfg = _config(name, root, set_)
-    info, found = dataset_info(cfg), locate(cfg)  # type: ignore[arg-type]
+    cfg = _config(name, root, set_)  # an unknown name: one line with the closest names
     out = console.print
+    if is_user_ref(name):
+        out(f"[bold]{name}[/bold]: a user's loader, called with data.args "
+            f"{cfg.args}")  # type: ignore[attr-defined]
+        if read:
+            raw = load_raw(cfg)  # type: ignore[arg-type]
+            out(f"read: train {len(raw.train):,}, test {len(raw.test):,}, "
+                f"{_shape(raw.shape)}, classes ({len(raw.classes)}): {', '.join(raw.classes)}")
+        return
+    spec = DATASETS.get(name)
+    info, found = dataset_info(cfg), locate(cfg)  # type: ignore[arg-type]
     out(f"[bold]{name}[/bold]: {spec.summary}")
     out(f"settings: {cfg.settings or '(none of its own)'}")  # type: ignore[attr-defined]
     for field, f in spec.settings.model_fields.items():
