@@ -108,6 +108,18 @@ def test_a_yaml_run_of_a_user_model_from_another_directory(tmp_path: Path) -> No
     assert (run.path / code["copy"]).read_text() == NETS
 
 
+@pytest.mark.parametrize("name", ["nets:TinyNet", "./nets.py:TinyNet", "nets.py:TinyNet"])
+def test_the_spellings_of_a_local_file(tmp_path: Path, name: str) -> None:
+    exp = write_experiment(tmp_path, {"name": name})
+    assert convlab.load_config(exp).model.name == f"{(tmp_path / 'nets.py').resolve()}:TinyNet"
+
+
+def test_a_dotted_name_without_a_colon_says_how_to_name_user_code(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, {"name": "nets.TinyNet"})
+    with pytest.raises(ConfigError, match=r"named with a colon: nets:TinyNet or nets.py:TinyNet"):
+        convlab.load_config(exp)
+
+
 def test_the_resolved_config_records_the_absolute_file_and_the_defaults(tmp_path: Path) -> None:
     exp = write_experiment(tmp_path, {"name": "nets.py:TinyNet"})
     cfg = convlab.load_config(exp)
