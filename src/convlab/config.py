@@ -728,4 +728,8 @@ def json_schema() -> dict[str, Any]:
     for kind, registry in (("optim", OPTIMIZERS), ("schedule", SCHEDULES)):
         for name in registry.list():
             defs[f"{kind}:{name}"] = registry.get(name).settings_model.model_json_schema()
+    from convlab.data.spec import DATASETS  # the keys each dataset adds to data:
+
+    for name in DATASETS.list():
+        defs[f"data:{name}"] = DATASETS.get(name).settings.model_json_schema()
     return schema

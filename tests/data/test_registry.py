@@ -401,3 +401,12 @@ def test_memory_estimate_refuses_before_decoding(tmp_path: Path,
                                         r"memory.*data\.resize") as err:
         load_raw(DataConfig(dataset="imagefolder", path=path))
     assert "available" in str(err.value)
+
+
+def test_schema_lists_each_datasets_own_keys() -> None:
+    from convlab.config import json_schema
+
+    defs = json_schema()["$defs"]
+    assert {f"data:{n}" for n in NAMES} <= set(defs)
+    split = defs["data:emnist"]["properties"]["split"]
+    assert "letters" in split["enum"] and split["description"]
