@@ -82,10 +82,40 @@ def config_show(
     experiment: Annotated[str, typer.Argument(help="A YAML file or a bundled experiment name.")],
     set_: SetOption = None,
 ) -> None:
-    """Print the resolved config (defaults, then the file, then --set)."""
+    """Print the resolved config (defaults, then the file, then --set), with
+    match_params applied: the model that will train."""
     from convlab.config import load_config
+    from convlab.train.runner import resolve_match_params
 
-    sys.stdout.write(load_config(experiment, set_ or []).to_yaml())
+    cfg, matched = resolve_match_params(load_config(experiment, set_ or []))
+    if matched:
+        sys.stdout.write(f"# match_params: {matched['vary']} = {matched['value']} gives "
+                         f"{matched['params']:,} parameters for a target of "
+                         f"{matched['target']:,} ({matched['reference']})\n")
+    sys.stdout.write(cfg.to_yaml())
+
+
+@config_app.command("keys")
+def config_keys(
+    prefix: Annotated[str | None, typer.Argument(
+        help="Only keys under this one: train, model.stages, optim, or an entry's name "
+        "(cnn, sgd, cosine).")] = None,
+) -> None:
+    """Every key of an experiment file: type, default and what it does (--set KEY=VALUE
+    sets any of them; '*' stands for every list item)."""
+    import textwrap
+
+    from convlab.commands.keys import experiment_keys, matching
+
+    rows = matching(experiment_keys(), prefix)
+    if not rows:
+        raise typer.BadParameter(f"no key under {prefix!r}; try 'convlab config keys'")
+    width = min(console.width, 100)
+    for r in rows:  # key, type and default on one line; what it does wrapped below
+        console.print(f"{r.key}  {r.type} = {r.default}", markup=False, highlight=False)
+        desc = f"[{r.owner}] {r.description}".strip() if r.owner else r.description
+        for line in textwrap.wrap(desc, width - 4):
+            console.print(f"    {line}", markup=False, highlight=False)
 
 
 @config_app.command("schema")
@@ -275,6 +305,19 @@ def _root(
             import_user_module(item)
 
 
+def _one_line_warnings() -> None:
+    """Warnings as one clean line on stderr ("warning: ..."), without the source line
+    Python prints under them: what a person reads is the message."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        err_console.print(f"warning: {message}", markup=False, highlight=False,
+                          soft_wrap=True)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Entry point. Usage errors exit 2 (click's convention); so do user errors
     (``ConvlabError``), as one line on stderr without a traceback (the full traceback of
@@ -283,6 +326,7 @@ def main() -> None:
 
     from convlab.commands import register_all
 
+    _one_line_warnings()
     debug = os.environ.get("CONVLAB_DEBUG", "") not in ("", "0", "false", "no")
     try:
         argv, imports, debug_flag = take_global_options(sys.argv[1:])
