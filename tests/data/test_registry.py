@@ -397,10 +397,13 @@ def test_memory_estimate_refuses_before_decoding(tmp_path: Path,
     path = write_tree(tmp_path / "t", {k: png(rgb(1, 64)) for k in (
         "train/a/0.png", "train/b/0.png", "test/a/0.png", "test/b/0.png")}, "folder")
     monkeypatch.setenv("CONVLAB_MEMORY_BYTES", "10000")
-    with pytest.raises(DataError, match=r"4 images of 3x64x64 need 49\.2 KB|need .* in "
-                                        r"memory.*data\.resize") as err:
+    with pytest.raises(DataError, match=r"4 images of 3x64x64 need 49\.2 KB in memory as "
+                                        r"uint8, more than the 10\.0 KB available; set "
+                                        r"data\.resize"):
         load_raw(DataConfig(dataset="imagefolder", path=path))
-    assert "available" in str(err.value)
+    monkeypatch.setenv("CONVLAB_MEMORY_BYTES", str(10**9))
+    with pytest.raises(DataError, match=r"svhn: 630,420 images of 3x32x32 need 1\.9 GB"):
+        load_raw(DataConfig(dataset="svhn", extra=True, root=tmp_path, download=False))
 
 
 def test_schema_lists_each_datasets_own_keys() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from convlab.data.memory import check_fits
 from convlab.data.paths import default_root, resolve_path  # noqa: F401 - the readers' API
 from convlab.data.resolve import dataset_settings
 from convlab.data.settings import DataConfig
@@ -29,7 +30,12 @@ def load_raw(cfg: DataConfig) -> RawDataset:
     if cfg.args:
         raise ConfigError(f"data.args: only a user's loader ('file.py:function') takes "
                           f"arguments; dataset {cfg.dataset!r} has settings of its own")
-    return DATASETS.get(cfg.dataset).load(cfg, settings)
+    spec = DATASETS.get(cfg.dataset)
+    info = spec.info(settings)
+    if info.shape is not None and info.sizes:  # a registered dataset is read whole
+        check_fits(cfg.dataset, sum(info.sizes.values()), info.shape,
+                   "it is read whole: free memory, or choose a smaller variant of it")
+    return spec.load(cfg, settings)
 
 
 def dataset_info(cfg: DataConfig) -> DatasetInfo:
