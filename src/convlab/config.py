@@ -37,6 +37,7 @@ from convlab.data.settings import (  # noqa: F401 - re-exported: the config's vo
 )
 from convlab.data.synthetic import SyntheticConfig  # noqa: F401 - re-exported
 from convlab.errors import ConfigError
+from convlab.optim.groups import GroupRule
 from convlab.schema import (  # noqa: F401 - re-exported: the config's vocabulary
     Activation,
     Init,
@@ -137,6 +138,11 @@ class OptimConfig(_RegistryEntrySection):
     name: str = Field("sgd", description="a registered optimizer: sgd, adam, adamw")
     lr: PositiveFloat = Field(0.01, description="the base learning rate")
     weight_decay: NonNegativeFloat = Field(0.0, description="L2 penalty (decoupled for adamw)")
+    groups: list[GroupRule] = Field(
+        default_factory=list,
+        description="learning-rate / weight-decay multipliers for parameters picked by name "
+        "glob or module type, e.g. [{module: norm, params: '*.bias', lr_mult: 64}]; the first "
+        "rule that matches wins")
 
 
 class ScheduleConfig(_RegistryEntrySection):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 Activation = Literal["relu", "leaky_relu", "tanh", "silu", "gelu", "identity"]
-Init = Literal["default", "kaiming", "xavier"]
+Init = Literal["default", "kaiming", "xavier", "dirac"]
 
 
 class Strict(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -24,8 +25,19 @@ def init_weights(model: nn.Module, scheme: str, nonlinearity: str = "relu") -> N
     """Kaiming (He et al. 2015) for ReLU-like nets, Xavier (Glorot & Bengio 2010) for tanh.
 
     ``default`` keeps PyTorch's own initialisation. Biases start at zero otherwise.
+    ``dirac``: identity initialisation of convolutions (DiracNets, Zagoruyko & Komodakis
+    2017; airbench's recipe): the first ``in_channels`` filters of each convolution pass
+    their input channel through at the kernel's centre, the others keep PyTorch's
+    initialisation, and so do linear layers.
     """
     if scheme == "default":
+        return
+    if scheme == "dirac":
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and m.groups == 1:
+                with torch.no_grad():
+                    n = min(m.in_channels, m.out_channels)
+                    nn.init.dirac_(m.weight[:n])
         return
     gain_name = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh"}.get(
         nonlinearity, "linear"

@@ -203,8 +203,16 @@ def make_trainer(
     if channels_last:
         # 2.6x faster on this CPU (docs/architecture.md, "Performance")
         model = model.to(memory_format=torch.channels_last)
-    if hasattr(model, "param_groups"):  # e.g. a separate backbone learning rate
-        trainable: list[Any] = model.param_groups(cfg.optim.lr)
+    if cfg.optim.groups:
+        if hasattr(model, "param_groups"):
+            raise ConfigError("optim.groups: this model sets its own parameter groups "
+                              "(backbone_lr); use one or the other")
+        from convlab.optim.groups import param_groups
+
+        trainable: list[Any] = param_groups(model, cfg.optim.groups, cfg.optim.lr,
+                                            cfg.optim.weight_decay)
+    elif hasattr(model, "param_groups"):  # e.g. a separate backbone learning rate
+        trainable = model.param_groups(cfg.optim.lr)
     else:  # frozen parameters stay out of the optimizer
         trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(foreach_groups(trainable), cfg.optim)
