@@ -290,8 +290,8 @@ def test_long_grouped_report_has_contents(short_dir: Path, sweep_dir: Path, tmp_
          ("width", "", load_runs([sweep_dir]))], tmp_path / "out", "Study x", "Intro.")
     md = files.markdown.read_text()
     assert "Contents:" in md and "- [short](#short)" in md
-    assert "  - [Comparison](#short-comparison)" in md
-    assert "  - [Comparison](#width-comparison)" in md  # unique per group
-    assert "### Comparison" in md and "## width" in md
+    assert "  - [short: Comparison](#short-comparison)" in md
+    assert "  - [width: Comparison](#width-comparison)" in md
+    assert "### width: Comparison" in md and "## width" in md
     page = files.html.read_text()
     assert '<nav class="toc">' in page and '<section id="width-comparison"><h3>' in page

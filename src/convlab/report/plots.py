@@ -243,7 +243,7 @@ def overlaid_curves(runs: Mapping[str, CurvesArg], out: Outputs,
         for ax, metric in ((ax_loss, "train_loss"), (ax_acc, "train_top1")):
             ys = list(st.get(metric, []))
             if ys and len(ys) == len(at):
-                ax.plot(at, ys, color=color, lw=1.0, alpha=0.7)
+                ax.plot(at, ys, color=color, lw=1.0, alpha=0.7, **_marks(len(ys), "train", 2.5))
                 xs += at
                 with_steps = True
         for split in splits:

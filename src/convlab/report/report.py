@@ -559,7 +559,8 @@ def section_ids(report: Report) -> list[str]:
     parent = ""
     for sec in report.sections:
         slug = re.sub(r"[^a-z0-9]+", "-", sec.title.lower()).strip("-") or "section"
-        base = f"{parent}-{slug}" if sec.level > 1 and parent else slug
+        nested = sec.level > 1 and parent and not slug.startswith(f"{parent}-")
+        base = f"{parent}-{slug}" if nested else slug
         if sec.level == 1:
             parent = slug
         ident, n = base, 2
@@ -790,7 +791,7 @@ def write_grouped_report(
             part = build_report(runs, out / "figures" / name, name)
             total += len(runs)
             sections.append(Section(f"{name}", None, [Text(description)] if description else []))
-            sections += [Section(s.title, s.finding, s.blocks, level=2)
+            sections += [Section(f"{name}: {s.title}", s.finding, s.blocks, level=2)
                          for s in part.sections]
         sections += extra
         subtitle = (f"made by convlab {convlab.__version__} on "
