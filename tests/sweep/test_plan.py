@@ -214,3 +214,35 @@ def test_distribution_corners_and_file_round_trip() -> None:
     named = parse_sweep(sweep(grid={"optim.lr": {"fast": 0.1, "slow": 0.01}}))
     assert named.to_file(tiny_config())["grid"] == {"optim.lr": {"fast": 0.1, "slow": 0.01}}
     assert parse_sweep(named.to_file(tiny_config())) == named
+
+
+def test_set_changes_the_base_of_every_trial() -> None:
+    base = tiny_config(model={"name": "cnn", "stages": [{"channels": 4}, {"channels": 8}]})
+    plan = plan_sweep({"name": "s", "base": base, "grid": {"optim.lr": [0.1, 0.01]},
+                       "set": {"train.epochs": 1, "model.stages.*.activation": "tanh",
+                               "optim.weight_decay": "1e-4"}})
+    for t in plan.trials:
+        assert t.config.train.epochs == 1 and t.config.optim.weight_decay == 1e-4
+        assert {s["activation"] for s in t.config.model.settings["stages"]} == {"tanh"}
+    assert [t.config.optim.lr for t in plan.trials] == [0.1, 0.01]
+    assert plan.base.train.epochs == 1  # the base itself carries the change
+    spec = parse_sweep({"name": "s", "base": base, "grid": {"optim.lr": [0.1]},
+                        "set": {"train.epochs": 1}})
+    again = parse_sweep(spec.to_file(base))
+    assert again.set == {"train.epochs": 1} and again == spec
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"grid": {"optim.lr": [0.1]}, "set": {"optim.lr": 0.2}},
+     "optim.lr: both fixed by set: and swept"),
+    ({"grid": {"optim.lr": [0.1]}, "set": {"train epochs": 1}},
+     "'train epochs' is not a dotted experiment key"),
+    ({"grid": {"optim.lr": [0.1]}, "set": {"train.epochs": -1}},
+     "sweep: set: train.epochs: Input should be greater than 0"),
+    ({"grid": {"optim.lr": [0.1]}, "set": {"train.epoch": 1}},
+     "sweep: set: train.epoch: unknown key; did you mean 'epochs'?"),
+])
+def test_bad_set_is_one_line_error(body: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SweepError) as e:
+        plan_sweep(sweep(**body))
+    assert expected in str(e.value) and "\n" not in str(e.value)

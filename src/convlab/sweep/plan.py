@@ -265,7 +265,7 @@ def build_plan(
 ) -> SweepPlan:
     """Expand and validate every trial; raise a one-line SweepError before anything runs."""
 
-    base_raw = load_base(sweep, folder, source)
+    base_raw = sweep.apply_set(load_base(sweep, folder, source), source)
     base = make_config(base_raw, {}, f"{source}: base")
     resolved = base.to_dict()
     swept = {**(sweep.grid or {}), **(sweep.random.params if sweep.random else {}),

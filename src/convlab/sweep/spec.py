@@ -14,6 +14,9 @@
       trials: 4                         # draws (crossed with the grid, if any)
       seed: 0                           # of the draws, so a re-run draws the same trials
     seeds: [0, 1, 2]                    # repeats of every point (the experiment's seed)
+    set:                                # base settings changed for every trial, as --set
+      train.epochs: 3
+      model.stages.*.activation: tanh   # '*': every item of a list
 
 or, instead of ``grid``/``random``, an adaptive search::
 
@@ -65,6 +68,7 @@ from convlab.errors import ConvlabError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+SET_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*$")  # '*': every item
 KINDS = ("loguniform", "uniform", "int", "choice")
 # YAML 1.1 (PyYAML) reads ``1e-4`` as a string: it wants a dot in a float. Users mean the
 # number, so sweep values that look exactly like scientific notation are read as floats.
@@ -231,6 +235,40 @@ class SweepConfig(_Strict):
     random: RandomSpec | None = None
     search: SearchSpec | None = None
     seeds: list[int] | None = None
+    set: dict[str, Any] = Field(default_factory=dict)  # dotted overrides of the base
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _set(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of dotted keys to values, got {v!r}")
+        for key in v:
+            if not SET_KEY_PATTERN.match(str(key)):
+                raise ValueError(f"{key!r} is not a dotted experiment key such as "
+                                 f"train.epochs (or model.stages.*.activation)")
+        return {str(k): as_number(val) for k, val in v.items()}
+
+    def apply_set(self, base_raw: dict[str, Any], source: str = "sweep") -> dict[str, Any]:
+        """The raw base with ``set:`` applied, exactly as ``--set`` would (a copy)."""
+        import copy
+
+        from convlab.config import ConfigError, set_dotted, validate_config
+
+        raw = copy.deepcopy(base_raw)
+        if not self.set:
+            return raw
+        try:
+            for key, value in self.set.items():
+                set_dotted(raw, key, copy.deepcopy(value), f"{source}: set")
+            validate_config(raw, f"{source}: base", [f"{k}=" for k in self.set])
+        except ConfigError as e:  # a problem at a key set: here is blamed on set:
+            msg = str(e)
+            if msg.startswith("--set "):
+                msg = f"{source}: set: {msg.split(': ', 1)[1]}"
+            raise SweepError(msg) from None
+        return raw
 
     @model_validator(mode="before")
     @classmethod
@@ -307,6 +345,10 @@ class SweepConfig(_Strict):
         dupes = sorted({k for k in swept if swept.count(k) > 1})
         if dupes:
             raise ValueError(f"{', '.join(dupes)}: set by both grid: and random:")
+        varied = {*swept, *(self.search.params if self.search else {})}
+        fixed = sorted(k for k in self.set if k in varied)
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)}: both fixed by set: and swept; keep one")
         return self
 
     def to_file(self, base: Any) -> dict[str, Any]:
@@ -329,6 +371,8 @@ class SweepConfig(_Strict):
                 out[section] = body
         if self.seeds is not None:
             out["seeds"] = self.seeds
+        if self.set:
+            out["set"] = dict(self.set)
         return out
 
 
