@@ -10,6 +10,7 @@ the report package (it sits above runs).
 from __future__ import annotations
 
 import html
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -167,11 +168,31 @@ def to_pandas(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Any:
     return frame
 
 
+_FIGURE: list[type] = []
+
+
+def figure_class() -> type:
+    """A matplotlib Figure that a notebook shows as a PNG by itself: a Figure made
+    without pyplot has no display of its own until pyplot's inline backend is loaded."""
+    if not _FIGURE:
+        figure = need("matplotlib.figure", "Run.plot()", extra="notebook")
+
+        class RunFigure(figure.Figure):  # type: ignore[misc,name-defined]
+            def _repr_png_(self) -> bytes:
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=100)
+                return buf.getvalue()
+
+        _FIGURE.append(RunFigure)
+    return _FIGURE[0]
+
+
 def plot(name: str, rows: Sequence[Mapping[str, Any]]) -> Any:
     """Loss and top-1 per split against the epoch, as a matplotlib Figure (not through
     pyplot: nothing global is touched, and a notebook shows the returned Figure once)."""
-    figure = need("matplotlib.figure", "Run.plot()", extra="notebook")
-    fig = figure.Figure(figsize=(9, 3.2), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    fig = figure_class()(figsize=(9, 3.2), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, metric, scale in ((ax_loss, "loss", 1.0), (ax_acc, "top1", 100.0)):
         for split, pts in curves(rows, metric).items():
@@ -179,6 +200,7 @@ def plot(name: str, rows: Sequence[Mapping[str, Any]]) -> Any:
                     marker="o" if len(pts) < 12 else None, label=split,
                     color=SPLIT_COLORS.get(split))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss" if metric == "loss" else "top-1 accuracy (%)")
         ax.grid(alpha=0.3)
         if ax.lines:

@@ -188,3 +188,32 @@ class NotebookReporter(Reporter):
     def close(self) -> None:
         if self.handle is not None:
             self.draw(force=True)
+
+
+class NotebookLog:
+    """Progress lines (a sweep's) in one notebook display, updated in place: the latest
+    ``keep`` lines, so a sweep of many trials stays one output item. Call it as ``echo``."""
+
+    def __init__(self, keep: int = 30, display: Callable[..., Any] | None = None) -> None:
+        self.keep = keep
+        self.lines: list[str] = []
+        self.count = 0
+        self._display = display
+        self.handle: Any = None
+
+    def view(self) -> _View:
+        hidden = self.count - len(self.lines)
+        head = [f"... {hidden} earlier lines"] if hidden else []
+        text = "\n".join([*head, *self.lines])
+        return _View(f'<pre style="font-size:12px;margin:0">{html.escape(text)}</pre>', text)
+
+    def __call__(self, line: str) -> None:
+        self.count += 1
+        self.lines = [*self.lines, line][-self.keep:]
+        if self.handle is None:
+            show = self._display
+            if show is None:
+                from IPython.display import display as show
+            self.handle = show(self.view(), display_id=True)
+        else:
+            self.handle.update(self.view())
