@@ -63,8 +63,9 @@ def test_bad_override_and_unknown_example(tmp_path: Path) -> None:
 
 
 def test_missing_data_is_one_line(tmp_path: Path) -> None:
-    path = write(tmp_path, tiny_config(data={"dataset": "mnist", "root": str(tmp_path / "none"),
-                                             "download": False}))
+    cfg = tiny_config()
+    cfg["data"] = {"dataset": "mnist", "root": str(tmp_path / "none"), "download": False}
+    path = write(tmp_path, cfg)
     out = convlab("run", str(path), "--runs-dir", str(tmp_path / "runs"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert str(tmp_path / "none") in out.stderr
