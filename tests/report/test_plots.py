@@ -108,3 +108,90 @@ def test_user_strings_are_not_parsed_as_tex(tmp_path: Path) -> None:
                                       xlabel=bad, mark_min=bad)[0])
     check_png(plots.gradient_norms([0, 1], {"total": [1, 2], bad: [1, 1]}, tmp_path / "t5.png",
                                    title=bad)[0])
+
+
+# ------------------------------------------------------------------ reading right
+
+
+def _areas(png: Path) -> list[dict]:
+    import json
+
+    with Image.open(png) as im:
+        return json.loads(im.text[plots.AREAS_KEY])  # type: ignore[attr-defined]
+
+
+def _no_overlap(boxes: list) -> bool:
+    return all(a.x1 <= b.x0 + 0.5 for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def test_log_axis_ticks_do_not_collide() -> None:
+    """A learning-rate sweep over 13 values (1e-5 to 10 in 1-3 steps): the tick labels,
+    as drawn, do not overlap; values are written compactly."""
+    from matplotlib.figure import Figure
+
+    lrs = [v * 10.0 ** k for k in range(-5, 1) for v in (1, 3)] + [10.0]
+    ticks = plots.log_ticks(lrs)
+    assert len(ticks) <= 8 and ticks == [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
+    assert plots.log_ticks([0.001, 0.01, 0.1]) == [0.001, 0.01, 0.1]  # the values themselves
+    assert [plots.tick_label(v) for v in (3e-4, 0.05, 1, 1500, 2.5e6)] == [
+        "3e-4", "0.05", "1", "1.5k", "2.5M"]
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [plots.tick_label(t) for t in ticks])
+    fig.set_size_inches(6.4, 3.9)
+    fig.draw_without_rendering()
+    boxes = sorted((t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()),
+                   key=lambda b: b.x0)
+    assert len(boxes) == len(ticks) and _no_overlap(boxes)
+
+
+def test_figures_hold_their_legends_outside_when_crowded(tmp_path: Path) -> None:
+    steps = list(range(0, 100, 10))
+    norms = {"total": [1.0] * 10, **{f"layer{i}": [0.1 * i + 0.01] * 10 for i in range(54)}}
+    png = plots.gradient_norms(steps, norms, tmp_path / "gn.png")[0]
+    (area,) = _areas(png)
+    assert area["skip"] == []  # no legend inside the plot area
+    colors = plots.series_colors(12)
+    assert len(set(colors)) == 12  # beyond tab10: no colour repeats
+    assert len(set(plots.series_colors(30))) == 30
+    many = {f"run {i}": CURVES for i in range(14)}
+    png = plots.overlaid_curves(many, tmp_path / "many.png")[0]
+    assert all(a["skip"] == [] for a in _areas(png))
+
+
+def test_short_curves_are_points_on_fitted_axes(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    one = {"train": {"epoch": [1], "loss": [0.9], "top1": [0.7]},
+           "test": {"epoch": [1], "loss": [0.5], "top1": [0.8]}}
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.plot([1], [0.5], **plots._marks(1, "test"))
+    assert ax.get_lines()[0].get_marker() == "^"  # the test split's marker
+    plots._fit_x(ax, [1.0])
+    assert ax.get_xlim() == (0.5, 1.5) and list(ax.get_xticks()) == [1.0]
+    assert plots._marks(plots.MARKER_MAX + 1, "train") == {}  # long lines: no markers
+    check_png(plots.learning_curves(one, tmp_path / "one.png")[0])
+    steps = {"step": [1, 2, 3, 4], "at_epoch": [0.25, 0.5, 0.75, 1.0],
+             "train_loss": [2.0, 1.0, 0.1, 0.01], "train_top1": [0.1, 0.5, 0.8, 0.9]}
+    check_png(plots.learning_curves(one, tmp_path / "steps.png", steps=steps)[0])
+    check_png(plots.step_curves({"a": steps, "b": steps}, tmp_path / "two.png")[0])
+
+
+def test_bars_start_at_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3-point gap between 31% and 34% is drawn as the small difference it is."""
+    from matplotlib.figure import Figure
+
+    captured: list[Figure] = []
+    real_save = plots.save
+
+    def keep(fig: Figure, out: plots.Outputs) -> list[Path]:
+        captured.append(fig)
+        return real_save(fig, out)
+
+    monkeypatch.setattr(plots, "save", keep)
+    check_png(plots.ablation_bars(["a", "b"], [0.31, 0.34], tmp_path / "bars.png")[0])
+    (ax,) = captured[0].axes
+    assert ax.get_ylim()[0] == 0.0
+    assert [t.get_text() for t in ax.texts] == ["31.0%", "34.0%"]
