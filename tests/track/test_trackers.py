@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tiny_config
 
+from conftest import tiny_config
 from convlab.runs import Run
 from convlab.track import TrackerError
 from convlab.train.runner import run_experiment
