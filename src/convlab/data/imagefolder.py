@@ -90,12 +90,11 @@ def load_imagefolder(path: Path, *, test_fraction: float | None = None, split_se
                               split_dirs=split_dirs, fit=fit)
     where = labels if labels is not None else path
     if "all" in decoded.splits:
+        if test_fraction is None and labels is not None:
+            raise DataError(f"{labels}: no train/test split; give each row a third column, "
+                            f"train or test, or set data.test_fraction")
         if test_fraction is None:
-            help_ = ("give each CSV row a third column, train or test, or set "
-                     "data.test_fraction" if labels is not None else _layout_help())
-            raise DataError(f"{where}: no train/test split; {help_}"
-                            if labels is not None else
-                            f"{path}: no train/ and test/ folders; {help_}")
+            raise DataError(f"{path}: no train/ and test/ folders; {_layout_help()}")
         images, labels_ = decoded.splits["all"]
         train_idx, test_idx = stratified_split(labels_, test_fraction, split_seed)
         if len(test_idx) == 0:

@@ -233,10 +233,6 @@ class DatasetSplit:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    @property
-    def labels(self) -> torch.Tensor:  # pragma: no cover - the pipeline takes first
-        return self.take(torch.arange(len(self))).labels
-
     def _sample(self, i: int) -> tuple[torch.Tensor, int]:
         item = self._get(i)
         if not isinstance(item, tuple | list) or len(item) < 2:
