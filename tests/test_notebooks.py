@@ -130,3 +130,127 @@ def test_notebooks_are_stored_without_outputs() -> None:
         assert all(not c.get("outputs") and c.get("execution_count") is None
                    for c in nb.cells if c.cell_type == "code"), name
     assert os.access(NOTEBOOKS, os.R_OK)
+
+
+# ------------------------------------------------------------------ the pieces, unit-tested
+
+
+def tiny_run(tmp_path: Path, **sections: Any) -> Any:
+    from conftest import tiny_config
+    from convlab.train.runner import run_experiment
+
+    return run_experiment(tiny_config(**sections), runs_dir=tmp_path / "runs", quiet=True)
+
+
+def test_run_repr_html_pandas_plot(tmp_path: Path) -> None:
+    run = tiny_run(tmp_path)
+    text = repr(run)
+    assert text.startswith(f"Run('tiny/{run.path.name}', completed, 2/2 epochs, test.top1 ")
+    page = run._repr_html_()
+    assert "completed" in page and "test.top1" in page and "parameters" in page
+    assert page.count("<polyline") == 4  # loss and top-1, train and test
+    frame = run.to_pandas()
+    assert list(frame.columns) == ["epoch", "split", "loss", "top1", "top5", "lr", "time_s"]
+    assert len(frame) == 4 and frame["top5"].isna().all()  # 4 classes: no top-5
+    assert frame.loc[frame.split == "test", "top1"].tolist() == run.metric("test", "top1")
+    fig = run.plot()
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_escapes_what_the_run_says(tmp_path: Path) -> None:
+    from convlab.runs.display import run_html
+
+    page = run_html("<script>x</script>", {"status": "failed", "message": "<b>boom</b>"}, [])
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;boom" in page
+
+
+def test_missing_pandas_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlab.runs.display import ExtraMissing
+
+    run = tiny_run(tmp_path, train={"epochs": 1, "batch_size": 64, "threads": 1})
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)
+    with pytest.raises(ExtraMissing, match=r"^Run.to_pandas\(\) needs pandas: pip install "
+                                           r"'convlab\[notebook\]'$"):
+        run.to_pandas()
+
+
+class FakeHandle:
+    def __init__(self, shown: list[Any]) -> None:
+        self.shown = shown
+
+    def update(self, view: Any) -> None:
+        self.shown.append(view)
+
+
+def test_notebook_reporter_is_one_display_never_a_flood() -> None:
+    """A 3-epoch run of 400 steps each, 10 ms a step: the display is created once and
+    replaced about twice a second (12 s of training: ~24 updates, plus the forced last
+    epoch and closing line), not 1,200 times."""
+    from convlab.train.notebook import NotebookReporter
+
+    now = [0.0]
+    shown: list[Any] = []
+    displays: list[Any] = []
+
+    def display(view: Any, display_id: bool) -> FakeHandle:
+        displays.append(view)
+        return FakeHandle(shown)
+
+    rep = NotebookReporter(clock=lambda: now[0], display=display)
+    rep.start("tiny: cnn")
+    splits = {"train": {"loss": 0.5, "top1": 0.8}, "test": {"loss": 0.4, "top1": 0.85}}
+    for epoch in (1, 2, 3):
+        rep.epoch_start(epoch, 3, 400)
+        for step in range(1, 401):
+            now[0] += 0.01
+            rep.tick(step)
+            if step % 50 == 0:
+                rep.batch(step, {"loss": 0.5, "top1": 0.8}, 10.0)
+        rep.eval_start("test", 1000)
+        rep.epoch_end(epoch, 3, splits, 0.1, 4.0)
+    rep.message("completed: test top1 85.00% after 3 epochs in 12.0s")
+    rep.close()
+    assert len(displays) == 1
+    assert 20 <= len(shown) <= 30, len(shown)
+    last = shown[-1]
+    page = last._repr_html_()
+    assert page.count("<tr>") == 4 and "completed: test top1 85.00%" in page
+    assert "3/3 epochs" in repr(last)
+    mid = [v for v in shown if "step 200/400" in repr(v)]
+    assert mid and "ETA" in repr(mid[0]) and "(run " in repr(mid[0])
+
+
+def test_reporter_choice_in_and_out_of_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlab.train import notebook, progress
+
+    assert not notebook.in_notebook()  # pytest is no kernel
+    assert type(progress.make_reporter(None)) is progress.Reporter  # silent by default
+    assert type(progress.make_reporter(True)) is progress.Reporter
+    monkeypatch.setattr(notebook, "in_notebook", lambda: True)
+    assert isinstance(progress.make_reporter(None), notebook.NotebookReporter)
+    assert isinstance(progress.make_reporter(False), notebook.NotebookReporter)
+    assert type(progress.make_reporter(True)) is progress.Reporter  # quiet when asked
+
+
+def test_compare_report_sweep_from_python(tmp_path: Path) -> None:
+    import convlab
+
+    a = tiny_run(tmp_path)
+    b = tiny_run(tmp_path, optim={"name": "adam", "lr": 0.02})
+    table = convlab.compare([a, b])
+    assert list(table.index) == [a.path.name, b.path.name]
+    assert table["optim.lr"].tolist() == [0.01, 0.02]
+    assert table["final.test.top1"].tolist() == [a.summary["final"]["test.top1"],
+                                                 b.summary["final"]["test.top1"]]
+    import convlab.report.data  # noqa: F401 - the subpackage is loaded: still callable
+
+    page = convlab.report(tmp_path / "runs", out=tmp_path / "rep")
+    assert page.html.exists() and page.markdown.exists()
+    assert page._repr_html_().startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;')
+    result = convlab.sweep({"name": "s", "base": a.config.to_dict(),
+                            "grid": {"optim.lr": [0.01, 0.03]}},
+                           runs_dir=tmp_path / "sweeps", quiet=True)
+    assert result.done and result.counts == {"completed": 2}
+    assert len(convlab.compare(result)) == 2
+    assert callable(convlab.sweep) and callable(convlab.report)

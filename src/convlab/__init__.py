@@ -94,8 +94,9 @@ def compare(runs: Any) -> Any:
 
     pd = need("pandas", "convlab.compare()")
     cmp = compare_runs(load_runs(_run_paths(runs)))
-    names = [_csv_name(c.key) for c in cmp.columns]
-    rows = [[None if r.get(c.key) is MISSING else r.get(c.key) for c in cmp.columns]
+    columns = [c for c in cmp.columns if not c.key.startswith("set:tracking")]  # not a
+    names = [_csv_name(c.key) for c in columns]  # setting: trackers change no result
+    rows = [[None if r.get(c.key) is MISSING else r.get(c.key) for c in columns]
             for r in cmp.rows]
     return pd.DataFrame(rows, columns=names).set_index("run")
 
