@@ -279,7 +279,8 @@ def test_svhn_without_scipy_names_the_extra(tmp_path: Path,
 @pytest.mark.parametrize(("x", "y", "match"), [
     (np.zeros((32, 32, 3, 2), np.float32), np.ones((2, 1), np.uint8), "uint8"),
     (np.zeros((28, 28, 3, 2), np.uint8), np.ones((2, 1), np.uint8), r"\(32, 32, 3, N\)"),
-    (np.zeros((32, 32, 3, 2), np.uint8), np.ones((3, 1), np.uint8), "2 labels"),
+    (np.zeros((32, 32, 3, 2), np.uint8), np.ones((3, 1), np.uint8),
+     "declares 2 images and 3 labels"),  # refused from the headers, before reading
     (np.zeros((32, 32, 3, 2), np.uint8), np.zeros((2, 1), np.uint8), r"outside 1\.\.10"),
 ])
 def test_svhn_content_checks(tmp_path: Path, x: np.ndarray, y: np.ndarray, match: str) -> None:

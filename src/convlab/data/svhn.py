@@ -78,7 +78,7 @@ def download_svhn(folder: Path, splits: list[str]) -> None:
 def read_svhn_mat(path: Path) -> ImageSet:
     """One ``*_32x32.mat`` -> (N, 3, 32, 32) uint8 images, (N,) labels 0..9."""
     try:
-        from scipy.io import loadmat
+        from scipy.io import loadmat, whosmat
     except ImportError:
         raise DataError(f"{path}: {SCIPY_HINT}") from None
     try:
@@ -88,11 +88,30 @@ def read_svhn_mat(path: Path) -> ImageSet:
     if size > MAX_MAT_BYTES:
         raise DataError(f"{path}: {size} bytes, more than the {MAX_MAT_BYTES} an SVHN file has")
     try:
+        _check_declared(dict((n, (shape, kind)) for n, shape, kind in whosmat(str(path))), path)
         mat = loadmat(str(path), variable_names=["X", "y"])
+    except DataError:
+        raise
     except Exception as e:  # scipy raises ValueError, TypeError, OSError ... on junk
         text = " ".join(str(e).split())[:150] or type(e).__name__
         raise DataError(f"{path}: not a readable MATLAB .mat file ({text})") from None
     return _parse(mat, path)
+
+
+def _check_declared(variables: dict[str, tuple[tuple[int, ...], str]], path: Path) -> None:
+    """Refuse, from the headers alone, a file whose arrays are not SVHN's or larger than
+    it can hold: a compressed .mat element could otherwise inflate without bound."""
+    x, y = variables.get("X"), variables.get("y")
+    if x is None or y is None:
+        raise DataError(f"{path}: expected variables X and y, found "
+                        f"{', '.join(variables) or 'none'}")
+    (shape, kind), (y_shape, _) = x, y
+    if len(shape) != 4 or tuple(shape[:3]) != (32, 32, 3) or kind != "uint8":
+        raise DataError(f"{path}: expected 'X' as a (32, 32, 3, N) uint8 array, got "
+                        f"{tuple(shape)} {kind}")
+    if shape[3] * 3072 > MAX_MAT_BYTES or int(np.prod(y_shape)) != shape[3]:
+        raise DataError(f"{path}: declares {shape[3]} images and {int(np.prod(y_shape))} "
+                        f"labels; expected equal counts of at most {MAX_MAT_BYTES // 3072}")
 
 
 def _parse(mat: dict[str, Any], path: Path) -> ImageSet:
