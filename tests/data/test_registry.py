@@ -414,3 +414,16 @@ def test_schema_lists_each_datasets_own_keys() -> None:
     assert {f"data:{n}" for n in NAMES} <= set(defs)
     split = defs["data:emnist"]["properties"]["split"]
     assert "letters" in split["enum"] and split["description"]
+
+
+def test_imagenette_download_is_read_in_place(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    archive = write_tree(mirror / "imagenette2-160", imagenette_files(), "tgz")
+    with http_mirror(mirror) as url:
+        monkeypatch.setitem(tvd.Imagenette._ARCHIVES, "160px",
+                            (url + archive.name, md5(archive)))
+        raw = load_raw(DataConfig(dataset="imagenette", image_size=8, root=tmp_path / "root"))
+    assert Path(raw.location) == tmp_path / "root" / "imagenette2-160.tgz"
+    assert len(raw.train) == len(raw.test) == 10
