@@ -427,3 +427,20 @@ def test_imagenette_download_is_read_in_place(tmp_path: Path,
         raw = load_raw(DataConfig(dataset="imagenette", image_size=8, root=tmp_path / "root"))
     assert Path(raw.location) == tmp_path / "root" / "imagenette2-160.tgz"
     assert len(raw.train) == len(raw.test) == 10
+
+
+@pytest.mark.parametrize("name", ["svhn", "stl10", "cifar100", "emnist", "kmnist"])
+@pytest.mark.parametrize("seed", range(4))
+def test_random_bytes_in_each_new_format_are_refused(tmp_path: Path, name: str,
+                                                     seed: int) -> None:
+    """The file each new reader reads first, replaced by junk of a random length (some
+    with the format's own leading bytes): one DataError line, never a crash."""
+    fab = FABRICATORS[name](tmp_path / "root")
+    assert fab.truncate is not None
+    rng = np.random.default_rng(seed)
+    good = fab.truncate.read_bytes()
+    junk = rng.integers(0, 256, int(rng.integers(0, 4096)), dtype=np.uint8).tobytes()
+    fab.truncate.write_bytes(good[: int(rng.integers(0, 200))] + junk if seed % 2 else junk)
+    with pytest.raises(DataError) as err:
+        load_raw(DataConfig(**fab.cfg))
+    assert "\n" not in str(err.value) and str(fab.truncate.parent) in str(err.value)
