@@ -116,14 +116,12 @@ def resolve_file(target: str, base_dir: Path | None = None) -> Path:
 def absolute_ref(ref: str, base_dir: Path | None = None) -> str:
     """A file reference with its path made absolute (``nets.py:Net`` ->
     ``/home/me/exp/nets.py:Net``); a module reference unchanged, or made a file
-    reference when the module is not importable but ``module.py`` exists there."""
+    reference when ``module.py`` exists there (what a student beside their file means)."""
     target, attr = split_ref(ref)
     if is_file_target(target):
         return f"{resolve_file(target, base_dir)}:{attr}"
-    local = _local_module_file(target, base_dir)
-    if local is not None and importlib.util.find_spec(target.split(".")[0]) is None:
-        return f"{local}:{attr}"
-    return ref
+    local = _local_module_file(target, base_dir)  # nets.py beside the experiment wins
+    return f"{local}:{attr}" if local is not None else ref
 
 
 def _local_module_file(module: str, base_dir: Path | None) -> Path | None:

@@ -123,6 +123,9 @@ class Trainer:
         """One pass over the training split; None when interrupted (after a checkpoint)."""
         tc, st, loader = self.cfg.train, self.state, self.train_loader
         self.model.train()
+        for m in self.model.modules():  # e.g. a whitening layer's bias trains N epochs
+            if callable(hook := getattr(m, "on_epoch_start", None)):
+                hook(epoch - 1)
         acc = Accumulator(self.ks, self.device)
         if st.batch_in_epoch:  # resuming inside an epoch: restore the running sums
             acc.sums = torch.tensor(st.acc_sums, dtype=torch.float64, device=self.device)
