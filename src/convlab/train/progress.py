@@ -104,6 +104,8 @@ class Reporter:
     def eval_start(self, split: str, images: int) -> None: ...
     def epoch_end(self, epoch: int, epochs: int, splits: dict[str, dict[str, float]],
                   lr: float, seconds: float) -> None: ...
+    def data_progress(self, what: str, done: int, total: int) -> None:
+        """Images of ``what`` decoded so far (before training: a dataset being read)."""
     def message(self, text: str) -> None: ...
     def close(self) -> None: ...
 
@@ -203,6 +205,8 @@ class PlainReporter(Reporter):
         self.every = every
         self.timing = _Timing(clock)
         self.t_line = clock()
+        self.decoding: str | None = None  # what data_progress is decoding now
+        self.total: float | None = None  # seconds of the run so far, at each epoch's end
 
     def _width(self) -> int | None:
         return None  # a log never wraps: one line per epoch
@@ -235,12 +239,25 @@ class PlainReporter(Reporter):
     def epoch_end(self, epoch: int, epochs: int, splits: dict[str, dict[str, float]],
                   lr: float, seconds: float) -> None:
         epoch_s = self.timing.ended() if epoch else seconds
-        for line in epoch_lines(epoch, epochs, splits, lr, epoch_s, seconds, self._width()):
+        if self.total is None:  # a resumed run: the time of the sessions before this one
+            self.total = max(seconds - epoch_s, 0.0)
+        self.total += epoch_s  # wall time, so the total is never less than its epochs
+        for line in epoch_lines(epoch, epochs, splits, lr, epoch_s, self.total,
+                                self._width()):
             self.console.print(line, markup=False)
         self.t_line = self.timing.clock()
 
     def message(self, text: str) -> None:
         self.console.print(text, markup=False)
+
+    def data_progress(self, what: str, done: int, total: int) -> None:
+        """A line when decoding starts, then at least every ``every`` seconds."""
+        now = self.timing.clock()
+        if what != self.decoding or now - self.t_line >= self.every:
+            self.decoding, self.t_line = what, now
+            self.console.print(f"decoding {what} {done:,}/{total:,} images", markup=False)
+        if done >= total:
+            self.decoding = None
 
 
 class _StatusColumn(ProgressColumn):
@@ -329,6 +346,20 @@ class RichReporter(PlainReporter):
             self.progress.console.print(text, markup=False)  # above the live bar
         else:
             super().message(text)
+
+    def data_progress(self, what: str, done: int, total: int) -> None:
+        """A transient bar while a dataset decodes; gone when it is done."""
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn(f"decoding {what}"), BarColumn(bar_width(self.console.width)),
+                TextColumn("{task.completed:,}/{task.total:,} images"),
+                console=self.console, auto_refresh=True, refresh_per_second=2,
+                transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("decode", total=total)
+        self.progress.update(self.task, completed=done)
+        if done >= total:
+            self.close()
 
     def close(self) -> None:
         if self.progress is not None:
