@@ -294,6 +294,9 @@ def run_experiment(
             "note: the model was passed as an object of a class a fresh process cannot import; "
             "reopen this run in Python with convlab.load_run(path, model=...)")
     trainer = make_trainer(cfg, data, net, device, run, reporter)
+    fitted = fit_to_training_data(trainer, data)
+    if fitted:
+        run.write_summary(fitted_to_data=fitted)
     trainer.epoch_hook = epoch_hook
     trainer.tracking = start_tracking(cfg, run)
     reporter.start(
@@ -302,6 +305,22 @@ def run_experiment(
         f"({split_sizes(data)}) on {device}; run {run.path}"
     )
     return _fit_and_close(trainer, run, reporter, t_start, setup_s=time.perf_counter() - t_start)
+
+
+def fit_to_training_data(trainer: Trainer, data: PreparedData, limit: int = 10_000) -> list[str]:
+    """Data-dependent initialisation before the first step of a new run: every module
+    with a ``fit_to_data(images)`` method (a patch-whitening layer) sees up to ``limit``
+    training images as the model sees them (normalized, resized; never augmented, never
+    val or test). Returns the names of the modules fitted."""
+    from convlab.models.whitening import fit_data_dependent
+
+    if not any(callable(getattr(m, "fit_to_data", None)) for m in trainer.model.modules()):
+        return []
+    sample = data.train.take(torch.arange(min(limit, len(data.train))))
+    loader = InMemoryLoader(sample, 1000, normalizer=data.normalizer,  # type: ignore[arg-type]
+                            resize=data.resize, channels_last=False)
+    images = torch.cat([x.float() for x, _ in loader])
+    return fit_data_dependent(trainer.model, images)
 
 
 def split_sizes(data: PreparedData) -> str:
