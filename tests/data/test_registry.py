@@ -444,3 +444,26 @@ def test_random_bytes_in_each_new_format_are_refused(tmp_path: Path, name: str,
     with pytest.raises(DataError) as err:
         load_raw(DataConfig(**fab.cfg))
     assert "\n" not in str(err.value) and str(fab.truncate.parent) in str(err.value)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if DATASETS.get(n).download])
+def test_missing_files_say_where_they_were_looked_for(tmp_path: Path, name: str) -> None:
+    cfg = DataConfig(dataset=name, root=tmp_path / "empty", download=False)
+    looked = locate(cfg).looked
+    with pytest.raises(DataError) as err:
+        load_raw(cfg)
+    message = str(err.value)
+    assert "\n" not in message and "data.download is false" in message
+    assert str(looked[0]) in message and "CONVLAB_DATA" in message
+
+
+def test_relative_labels_csv_resolves_against_the_experiment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = tmp_path / "exp"
+    write_tree(exp / "imgs", {f"{i}.png": png(rgb(i)) for i in range(4)}, "folder")
+    (exp / "labels.csv").write_text("0.png,a,train\n1.png,b,train\n2.png,a,test\n3.png,b,test\n")
+    (exp / "e.yaml").write_text("data: {dataset: imagefolder, path: imgs, labels: labels.csv}\n")
+    monkeypatch.chdir(tmp_path)  # elsewhere: the paths are the experiment's
+    cfg = load_config(exp / "e.yaml")
+    raw = load_raw(cfg.data)
+    assert raw.classes == ["a", "b"] and raw.test.labels.tolist() == [0, 1]
