@@ -633,6 +633,10 @@ def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
         for key in keys:
             if key in node and key not in known:
                 del node[key]
+    if isinstance(raw.get("data"), dict):
+        from convlab.data.resolve import drop_legacy_keys
+
+        drop_legacy_keys(raw["data"])
     return raw
 
 

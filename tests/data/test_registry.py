@@ -467,3 +467,16 @@ def test_relative_labels_csv_resolves_against_the_experiment(
     cfg = load_config(exp / "e.yaml")
     raw = load_raw(cfg.data)
     assert raw.classes == ["a", "b"] and raw.test.labels.tolist() == [0, 1]
+
+
+def test_run_folders_of_earlier_versions_reopen() -> None:
+    """convlab 0.1 wrote synthetic: and test_fraction: into every data section."""
+    from convlab.config import upgrade_legacy, validate_config
+
+    old = {"data": {"dataset": "mnist", "test_fraction": None, "synthetic": {
+        "shape": [1, 28, 28], "classes": 10, "train_size": 1024, "test_size": 256, "seed": 0}}}
+    cfg = validate_config(upgrade_legacy(old))
+    assert cfg.data.dataset == "mnist" and cfg.data.settings == {}
+    kept = validate_config(upgrade_legacy({"data": {"dataset": "synthetic", "test_fraction":
+                                                    None, "synthetic": {"classes": 3}}}))
+    assert kept.data.settings["synthetic"]["classes"] == 3

@@ -21,6 +21,8 @@ from convlab.schema import format_validation_error
 from convlab.usercode import is_user_ref
 
 DEFAULT_DATASET = "mnist"
+# Keys convlab 0.1 wrote into every run's data section, whatever the dataset
+LEGACY_KEYS = ("synthetic", "test_fraction")
 
 
 def resolve_section(raw: dict[str, Any], shared: Set[str]) -> dict[str, Any]:
@@ -76,3 +78,17 @@ def dataset_settings(cfg: Any) -> Any:
         raise ConfigError(format_validation_error(e, f"data ({cfg.dataset})")) from None
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
+
+
+def drop_legacy_keys(section: dict[str, Any]) -> None:
+    """A run folder's data section as this version reads it: drop the keys earlier
+    versions recorded for every dataset but this dataset does not take (they had no
+    effect there). Experiment files are not upgraded: there such a key is an error."""
+    name = section.get("dataset", DEFAULT_DATASET)
+    try:
+        known = settings_model(name).model_fields if isinstance(name, str) else {}
+    except ValueError:
+        return  # an unknown dataset: validation says so
+    for key in LEGACY_KEYS:
+        if key in section and key not in known:
+            del section[key]
