@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -102,3 +103,16 @@ def test_config_show_applies_match_params(tmp_path: Path, capsys: pytest.Capture
     # (144 + 1) * h + (h + 1) * 4 = 149 h + 4 is nearest 2000 at h = 13 (1,941)
     assert out.startswith("# match_params: hidden_width = 13 gives 1,941 parameters")
     assert "hidden:\n  - 13\n" in out and "match_params: null" in out
+
+
+@pytest.mark.parametrize(("body", "hint"), [
+    ("model: {name: cnn, stages: [{channels: 4, kernle: 3}]}", "did you mean 'kernel'?"),
+    ("model: {name: mlp, hiden: [3]}", "model: hiden: unknown key; did you mean 'hidden'?"),
+    ("optim: {name: sgd, momentun: 0.9}", "momentun: unknown key; did you mean 'momentum'?"),
+])
+def test_did_you_mean_inside_model_and_optimizer_settings(tmp_path: Path, body: str,
+                                                          hint: str) -> None:
+    f = tmp_path / "exp.yaml"
+    f.write_text(body + "\n")
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        load_config(f)

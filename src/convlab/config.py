@@ -495,6 +495,9 @@ def _did_you_mean(err: ValidationError, text: str) -> str:
     import difflib
 
     for e in err.errors():
+        if e["type"] == "value_error" and len(e["loc"]) == 1:
+            text = _entry_did_you_mean(str(e["loc"][0]), e.get("input"), e["msg"], text)
+            continue
         if e["type"] != "extra_forbidden":
             continue
         model: Any = ExperimentConfig
@@ -510,6 +513,43 @@ def _did_you_mean(err: ValidationError, text: str) -> str:
             text = text.replace(f"{loc}: unknown key", f"{loc}: unknown key; did you mean "
                                 f"{close[0]!r}?", 1)
     return text
+
+
+def _entry_did_you_mean(section: str, raw: Any, msg: str, text: str) -> str:
+    """The closest key for an "unknown key" inside a model, optimizer or schedule section,
+    whose settings belong to the entry its ``name`` picks."""
+    import difflib
+
+    m = re.search(r"([\w.]+): unknown key", msg)
+    if m is None or section not in ("model", "optim", "schedule"):
+        return text
+    name = raw.get("name") if isinstance(raw, dict) else raw if isinstance(raw, str) else None
+    try:
+        if section == "model":
+            from convlab.models import MODELS
+
+            model: Any = MODELS.get(name or "cnn").settings_model
+            common: list[str] = ["name"]
+        else:
+            from convlab import optim
+
+            registry = optim.OPTIMIZERS if section == "optim" else optim.SCHEDULES
+            model = registry.get(name or ("sgd" if section == "optim" else "constant")) \
+                .settings_model
+            common = list((OptimConfig if section == "optim" else ScheduleConfig).model_fields)
+    except (KeyError, ValueError, AttributeError):
+        return text
+    path = m.group(1).split(".")
+    for part in path[:-1]:
+        model = _field_model(model, int(part) if part.isdigit() else part)
+        if model is None:
+            return text
+    names = list(model.model_fields) + (common if len(path) == 1 else [])
+    close = difflib.get_close_matches(path[-1], names, n=1)
+    if not close:
+        return text
+    return text.replace(f"{m.group(1)}: unknown key", f"{m.group(1)}: unknown key; did you "
+                        f"mean {close[0]!r}?", 1)
 
 
 def _field_model(model: Any, part: Any) -> Any:
