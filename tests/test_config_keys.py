@@ -108,7 +108,8 @@ def test_config_show_applies_match_params(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.parametrize(("body", "hint"), [
     ("model: {name: cnn, stages: [{channels: 4, kernle: 3}]}", "did you mean 'kernel'?"),
     ("model: {name: mlp, hiden: [3]}", "model: hiden: unknown key; did you mean 'hidden'?"),
-    ("optim: {name: sgd, momentun: 0.9}", "momentun: unknown key; did you mean 'momentum'?"),
+    ("optim: {name: sgd, momentun: 0.9}",
+     "momentun: unknown key (for optimizer 'sgd'); did you mean 'momentum'?"),
 ])
 def test_did_you_mean_inside_model_and_optimizer_settings(tmp_path: Path, body: str,
                                                           hint: str) -> None:

@@ -548,8 +548,10 @@ def _entry_did_you_mean(section: str, raw: Any, msg: str, text: str) -> str:
     close = difflib.get_close_matches(path[-1], names, n=1)
     if not close:
         return text
-    return text.replace(f"{m.group(1)}: unknown key", f"{m.group(1)}: unknown key; did you "
-                        f"mean {close[0]!r}?", 1)
+    said = re.search(re.escape(f"{m.group(1)}: unknown key") + r"( \(for [^)]*\))?", text)
+    if said is None:
+        return text
+    return f"{text[:said.end()]}; did you mean {close[0]!r}?{text[said.end():]}"
 
 
 def _field_model(model: Any, part: Any) -> Any:
