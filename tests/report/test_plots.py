@@ -195,3 +195,12 @@ def test_bars_start_at_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (ax,) = captured[0].axes
     assert ax.get_ylim()[0] == 0.0
     assert [t.get_text() for t in ax.texts] == ["31.0%", "34.0%"]
+
+
+def test_repeats_are_averaged_and_long_noisy_curves_binned() -> None:
+    assert plots.mean_by_x([(2.0, 1.0), (1.0, 4.0), (2.0, 3.0)]) == [(1.0, 4.0), (2.0, 2.0)]
+    xs, ys = list(range(10)), [0.0, 1.0] * 5
+    assert plots.binned(xs, ys, 10) == (xs, ys)  # few points pass through
+    bx, by = plots.binned(xs, ys, 5)
+    assert bx == [0.5, 2.5, 4.5, 6.5, 8.5] and by == [0.5] * 5
+    assert len(plots.binned(list(range(1001)), [1.0] * 1001, 60)[0]) <= 60

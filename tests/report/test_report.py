@@ -295,3 +295,18 @@ def test_long_grouped_report_has_contents(short_dir: Path, sweep_dir: Path, tmp_
     assert "### width: Comparison" in md and "## width" in md
     page = files.html.read_text()
     assert '<nav class="toc">' in page and '<section id="width-comparison"><h3>' in page
+
+
+def test_parameter_axis_only_within_one_architecture() -> None:
+    from convlab.report.compare import compare_runs
+    from convlab.report.data import RunData
+    from convlab.report.report import sweep_axes
+
+    def run(name: str, width: int, params: int) -> RunData:
+        return RunData(f"{name}-{width}", {"model": {"name": name, "width": width}},
+                       params=params)
+
+    widths = [run("cnn", w, p) for w, p in ((8, 1_000), (16, 4_000), (32, 16_000))]
+    assert [a for a, _ in sweep_axes(compare_runs(widths), widths)] == ["parameters"]
+    mixed = [run("cnn", 8, 1_000), run("mlp", 8, 50_000), run("cnn", 16, 4_000)]
+    assert "parameters" not in [a for a, _ in sweep_axes(compare_runs(mixed), mixed)]

@@ -193,8 +193,9 @@ def learning_curves(curves: CurvesArg, out: Outputs, title: str = "",
         for ax, metric in ((ax_loss, "train_loss"), (ax_acc, "train_top1")):
             ys = list(steps.get(metric, []))
             if ys and len(at) == len(ys):
-                ax.plot(at, ys, color=SPLIT_COLORS["train"], lw=1.0, alpha=0.55,
-                        **_marks(len(ys), "train", 2.5), label="train, per log interval")
+                bx, by = binned(at, ys)
+                ax.plot(bx, by, color=SPLIT_COLORS["train"], lw=1.0, alpha=0.55,
+                        **_marks(len(by), "train", 2.5), label="train, per log interval")
                 xs += at
     for split, c in curves.items():
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "top1")):
@@ -243,7 +244,8 @@ def overlaid_curves(runs: Mapping[str, CurvesArg], out: Outputs,
         for ax, metric in ((ax_loss, "train_loss"), (ax_acc, "train_top1")):
             ys = list(st.get(metric, []))
             if ys and len(ys) == len(at):
-                ax.plot(at, ys, color=color, lw=1.0, alpha=0.7, **_marks(len(ys), "train", 2.5))
+                bx, by = binned(at, ys)
+                ax.plot(bx, by, color=color, lw=1.0, alpha=0.7, **_marks(len(by), "train", 2.5))
                 xs += at
                 with_steps = True
         for split in splits:
@@ -292,7 +294,8 @@ def step_curves(runs: Mapping[str, StepsArg], out: Outputs, title: str = "") -> 
         for ax, metric in ((ax_loss, "train_loss"), (ax_acc, "train_top1")):
             ys = list(st.get(metric, []))
             if ys and len(ys) == len(sx):
-                ax.plot(sx, ys, color=color, lw=1.1, **_marks(len(ys), "train", 3.0),
+                bx, by = binned(sx, ys, 200)
+                ax.plot(bx, by, color=color, lw=1.1, **_marks(len(by), "train", 3.0),
                         label=_t(label) if len(runs) > 1 else "train, per log interval")
                 xs += sx
         at = list(st.get("at_epoch", []))
@@ -357,6 +360,29 @@ def log_ticks(values: Sequence[float], max_ticks: int = 8) -> list[float]:
     return [10.0 ** k for k in range(first, last + 1, every)]
 
 
+def mean_by_x(pts: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points sharing an x (repeats, seeds) -> one point at their mean, sorted by x: a
+    line through several values at one x would be a vertical zig-zag."""
+    groups: dict[float, list[float]] = {}
+    for px, py in pts:
+        groups.setdefault(px, []).append(py)
+    return [(k, sum(v) / len(v)) for k, v in sorted(groups.items())]
+
+
+def binned(xs: Sequence[float], ys: Sequence[float], max_points: int = 60
+           ) -> tuple[list[float], list[float]]:
+    """Consecutive points averaged in equal bins so that at most ``max_points`` remain:
+    the per-interval accuracy of a batch of 2 is 0, 50 or 100%, and 1,000 such points
+    are a solid block, not a curve. Fewer points pass through unchanged."""
+    n = len(ys)
+    if n <= max_points:
+        return list(xs), list(ys)
+    size = math.ceil(n / max_points)
+    bx = [sum(xs[i:i + size]) / len(xs[i:i + size]) for i in range(0, n, size)]
+    by = [sum(ys[i:i + size]) / len(ys[i:i + size]) for i in range(0, n, size)]
+    return bx, by
+
+
 def metric_vs_setting(
     x: Sequence[float], series: Mapping[str, Sequence[float | None]], out: Outputs,
     xlabel: str = "parameters", ylabel: str = "loss", log_x: bool | None = None,
@@ -379,11 +405,17 @@ def metric_vs_setting(
         if not pts:
             continue
         split = next((s for s in SPLIT_COLORS if name.startswith(s)), "")
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=SPLIT_MARKERS.get(split, "o"),
-                ms=5, color=SPLIT_COLORS.get(split), ls=SPLIT_STYLES.get(split, "-"),
-                label=_t(name))
+        color = SPLIT_COLORS.get(split)
+        means = mean_by_x(pts)
+        repeated = len(means) < len(pts)
+        ax.plot([p[0] for p in means], [p[1] for p in means], marker=SPLIT_MARKERS.get(split, "o"),
+                ms=5, color=color, ls=SPLIT_STYLES.get(split, "-"),
+                label=_t(f"{name} (mean)" if repeated else name))
+        if repeated:  # runs that share a value (seeds, other settings): each as a dot
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, color=color, alpha=0.45,
+                       marker=SPLIT_MARKERS.get(split, "o"), linewidths=0)
         if name == mark_min:
-            bx, by = min(pts, key=lambda p: p[1])
+            bx, by = min(means, key=lambda p: p[1])
             ax.scatter([bx], [by], s=140, facecolors="none", edgecolors="black", zorder=5,
                        label=_t(f"lowest {name}"))
     if log_x if log_x is not None else use_log_x(x):

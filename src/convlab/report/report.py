@@ -257,10 +257,13 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
     values = [r.final.get(f"{split}.top1") for r in runs]
     metric = f"final {fd.split_name(split)} top-1"
     if any(v is not None for v in values):
+        # a train-minus-held-out gap after fewer than MIN_EPOCHS says nothing yet
+        long_enough = min((r.epochs_done for r, v in zip(runs, values, strict=True)
+                           if v is not None), default=0) >= fd.MIN_EPOCHS
         img = _figure(fig_dir, "ladder", f"{metric.capitalize()} of each run, in run order "
                       f"(the axis starts at 0%).", plots.ablation_bars, names, values,
                       ylabel=metric)
-        train = [r.final.get("train.top1") for r in runs]
+        train = [r.final.get("train.top1") for r in runs] if long_enough else None
         sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric,
                                                                      train),
                                 [img]))
@@ -290,7 +293,9 @@ def sweep_axes(cmp: Comparison, runs: Sequence[RunData]) -> list[tuple[str, list
     parameter count (channel widths would draw the same picture again)."""
     axes: list[tuple[str, list[float]]] = []
     params = [r.params for r in runs]
-    if all(isinstance(p, int) for p in params) and len(set(params)) >= 3:
+    # the parameter count of different architectures (a CNN and an MLP) is no capacity axis
+    if all(isinstance(p, int) for p in params) and len(set(params)) >= 3 \
+            and "model.name" not in cmp.settings:
         axes.append(("parameters", [float(p) for p in params]))  # type: ignore[arg-type]
     for key in cmp.settings:
         vals = cmp.setting_values(key)
