@@ -190,3 +190,14 @@ def test_sweep_workers_import_the_loader_again(tmp_path: Path) -> None:
     sizes = sorted(json.loads(p.read_text())["data"]["train"]
                    for p in (tmp_path / "runs").rglob("env.json"))
     assert sizes == [24, 32]
+
+
+def test_reading_a_dataset_reports_progress_to_the_runner(tmp_path: Path) -> None:
+    from convlab.data.imagefolder import decode_progress
+
+    ref = loader(tmp_path, DATASET)
+    told: list[tuple[str, int, int]] = []
+    with decode_progress(lambda what, done, total: told.append((what, done, total))):
+        load_raw(DataConfig(dataset=ref, args={"n": 1100})).train.take(torch.arange(1100))
+    assert [d for _, d, _ in told] == [512, 1024, 1100] and told[-1][2] == 1100
+    assert "train" in told[0][0]

@@ -72,6 +72,12 @@ def decode_progress(callback: DecodeProgress | None) -> Iterator[None]:
         _DECODE_PROGRESS.reset(token)
 
 
+def current_decode_progress() -> DecodeProgress | None:
+    """The callback of the enclosing :func:`decode_progress` block (a user's Dataset being
+    read reports through it too), or None."""
+    return _DECODE_PROGRESS.get()
+
+
 @dataclass
 class Decoded:
     """A decoded tree: per split (N, C, H, W) uint8 images and (N,) int64 labels.

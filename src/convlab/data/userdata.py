@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from convlab.data.memory import check_fits
 from convlab.errors import DataError
 
 SPLITS = ("train", "val", "test")
+PROGRESS_EVERY = 512  # samples between progress reports
 _MEMO: dict[str, RawDataset] = {}  # the last dataset loaded: a run asks twice (shape, data)
 
 
@@ -271,14 +272,20 @@ class DatasetSplit:
             return cached
         images = torch.empty((len(idx), *self.sample_shape), dtype=torch.uint8)
         labels = torch.empty(len(idx), dtype=torch.int64)
-        for j, i in enumerate(_progress(idx, self.where)):
-            image, label = self._sample(i)
-            if tuple(image.shape) != self.sample_shape:
-                raise DataError(f"{self.where}: sample {i} is "
-                                f"{'x'.join(map(str, image.shape))}, sample 0 is "
-                                f"{'x'.join(map(str, self.sample_shape))}; images must "
-                                f"have one size")
-            images[j], labels[j] = image, label
+        report = _progress(len(idx), self.where)
+        try:
+            for j, i in enumerate(idx):
+                if j % PROGRESS_EVERY == 0 and j:
+                    report(j)
+                image, label = self._sample(i)
+                if tuple(image.shape) != self.sample_shape:
+                    raise DataError(f"{self.where}: sample {i} is "
+                                    f"{'x'.join(map(str, image.shape))}, sample 0 is "
+                                    f"{'x'.join(map(str, self.sample_shape))}; images must "
+                                    f"have one size")
+                images[j], labels[j] = image, label
+        finally:
+            report(len(idx), done=True)  # also ends a terminal bar when a sample fails
         k = self.num_classes
         if len(labels) and (int(labels.min()) < 0 or (k is not None and int(labels.max()) >= k)):
             bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
@@ -329,12 +336,28 @@ class DatasetSplit:
                 Path(tmp).unlink(missing_ok=True)
 
 
-def _progress(idx: list[int], where: str) -> Any:
-    """A transient progress bar on a terminal for more than a few thousand samples."""
+def _progress(total: int, where: str) -> Callable[..., None]:
+    """``report(done, done=False)``: to the runner's progress line when one is listening
+    (:func:`convlab.data.imagefolder.decode_progress`), else a transient bar on a terminal
+    for more than a few thousand samples, else nothing."""
+    from convlab.data.imagefolder import current_decode_progress
+
+    callback = current_decode_progress()
+    if callback is not None:
+        return lambda n, done=False: callback(f"{where} (reading samples)", n, total)
     import sys
 
-    if len(idx) < 2000 or not sys.stderr.isatty():
-        return idx
-    from rich.progress import track
+    if total < 2000 or not sys.stderr.isatty():
+        return lambda n, done=False: None
+    from rich.progress import Progress
 
-    return track(idx, description=f"reading {where}", transient=True)
+    bar = Progress(transient=True)
+    task = bar.add_task(f"reading {where}", total=total)
+    bar.start()
+
+    def report(n: int, done: bool = False) -> None:
+        bar.update(task, completed=n)
+        if done:
+            bar.stop()
+
+    return report
