@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -192,10 +193,35 @@ class EarlyStoppingConfig(Strict):
         return "min" if self.metric.endswith("loss") else "max"
 
 
+class EMAConfig(Strict):
+    """An exponential moving average of the weights, used to evaluate and save."""
+
+    decay: float = Field(0.99, gt=0, lt=1, description="weight of the old average per update")
+    every: PositiveInt = Field(1, description="optimizer steps between updates")
+    start_epoch: NonNegativeInt = Field(
+        0, description="epochs trained before averaging starts (0: from the first step)")
+
+
+class TTAConfig(Strict):
+    """Test-time augmentation: logits averaged over views of each image, per split."""
+
+    val: list[Literal["flip", "translate"]] = Field(
+        default_factory=list, description="views for the validation split: flip, translate")
+    test: list[Literal["flip", "translate"]] = Field(
+        default_factory=list, description="views for the test split: flip, translate")
+    pixels: PositiveInt = Field(1, description="the translation's shift in pixels")
+
+
 class TrainConfig(Strict):
     """How the loop runs: epochs, batches, device and precision, logging, checkpoints."""
 
     epochs: PositiveInt = Field(10, description="passes over the training split")
+    ema: EMAConfig | None = Field(
+        None, description="average the weights (decay, every, start_epoch) and evaluate and "
+        "save the average")
+    tta: TTAConfig = Field(
+        default_factory=TTAConfig, description="test-time augmentation per split (val, test: "
+        "flip, translate)")
     batch_size: PositiveInt = Field(64, description="images per training step")
     eval_batch_size: PositiveInt = Field(1000, description="images per evaluation batch")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, "

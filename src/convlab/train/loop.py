@@ -23,6 +23,7 @@ from convlab.data.pipeline import InMemoryLoader
 from convlab.runs import Run
 from convlab.track import Tracking
 from convlab.train import checkpoint as ckpt
+from convlab.train.averaging import TTAModel, WeightAverage
 from convlab.train.metrics import Accumulator, evaluate
 from convlab.train.progress import Reporter
 
@@ -76,6 +77,7 @@ class Trainer:
     reporter: Reporter
     epoch_hook: EpochHook | None = None
     tracking: Tracking = field(default_factory=Tracking)  # trackers: guarded, may be none
+    ema: WeightAverage | None = None  # train.ema: evaluated and saved once it has an update
     state: LoopState = field(default_factory=LoopState)
     epoch_rng: Any = None  # shuffle-generator state at the start of the current epoch
     stop_requested: int = 0  # set by SIGINT/SIGTERM
@@ -150,6 +152,8 @@ class Trainer:
                 st.grad_rows.append({"step": st.step, "epoch": epoch, **grad_norms(self.model)})
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.step(self.model, st.step + 1, epoch)
             acc.add(loss, logits, y)
             st.step += 1
             st.batch_in_epoch += 1
@@ -200,8 +204,8 @@ class Trainer:
         try:
             for name, loader in self.eval_loaders.items():
                 self.reporter.eval_start(name, len(loader.data))
-                splits[name] = evaluate(self.net, loader, self.criterion, self.ks, self.device,
-                                        self.autocast())
+                splits[name] = evaluate(self.eval_net(name), loader, self.criterion, self.ks,
+                                        self.device, self.autocast())
         except KeyboardInterrupt:  # Ctrl-C while evaluating: keep the trained epoch
             self.stop_requested = self.stop_requested or signal.SIGINT
             self.save_checkpoint()  # the state after training: --resume evaluates it
@@ -229,7 +233,7 @@ class Trainer:
             if better:
                 st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
                 self.run.checkpoint_dir.mkdir(exist_ok=True)
-                ckpt.save_weights(self.model, self.run.checkpoint_dir / "best.safetensors")
+                ckpt.save_weights(self.weights(), self.run.checkpoint_dir / "best.safetensors")
             else:
                 st.bad_epochs += 1
                 stop = st.bad_epochs >= es.patience
@@ -250,8 +254,8 @@ class Trainer:
         train = InMemoryLoader(tl.data, self.cfg.train.eval_batch_size,
                                normalizer=tl.normalizer, resize=tl.resize,
                                channels_last=tl.channels_last, dtype=tl.dtype)
-        splits = {name: evaluate(self.net, loader, self.criterion, self.ks, self.device,
-                                 self.autocast())
+        splits = {name: evaluate(self.eval_net(name), loader, self.criterion, self.ks,
+                                 self.device, self.autocast())
                   for name, loader in {"train": train, **self.eval_loaders}.items()}
         st.eval_seconds += time.perf_counter() - t0
         lr = self.optimizer.param_groups[0]["lr"]
@@ -263,6 +267,18 @@ class Trainer:
         self.tracking.log_epoch(0, st.step, splits, lr)
 
     # -------------------------------------------------------------------- helpers
+
+    def weights(self) -> nn.Module:
+        """What is evaluated and saved: the weight average once it has an update, else
+        the model."""
+        return self.ema.module if self.ema is not None and self.ema.active else self.model
+
+    def eval_net(self, split: str) -> nn.Module:
+        """The network that evaluates ``split``: the weights (compiled when the model is
+        and no average is used), wrapped in test-time augmentation where asked."""
+        net = self.net if self.weights() is self.model else self.weights()
+        views = getattr(self.cfg.train.tta, split, None) if split in ("val", "test") else None
+        return TTAModel(net, views, self.cfg.train.tta.pixels) if views else net
 
     def _divergence_message(self, epoch: int, value: float) -> str:
         lr = self.optimizer.param_groups[0]["lr"]
@@ -297,6 +313,7 @@ class Trainer:
             else loader.generator.get_state(),  # type: ignore[union-attr]
             "shuffle_rng": loader.generator.get_state(),  # type: ignore[union-attr]
             "aug_rng": loader.aug_generator.get_state(),  # type: ignore[union-attr]
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
         ckpt.save_state(state, folder / "state.pt")
         for old in folder.glob("model-*.safetensors"):
@@ -319,6 +336,8 @@ class Trainer:
         self.epoch_rng = state["epoch_rng"]
         self.train_loader.generator.set_state(state["shuffle_rng"])  # type: ignore[union-attr]
         self.train_loader.aug_generator.set_state(state["aug_rng"])  # type: ignore[union-attr]
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.state = LoopState(**state["loop"])
 
     def restore_best(self) -> bool:
@@ -326,7 +345,7 @@ class Trainer:
         path = self.run.checkpoint_dir / "best.safetensors"
         if self.cfg.train.early_stopping is None or not path.exists():
             return False
-        ckpt.load_weights(self.model, path)
+        ckpt.load_weights(self.weights(), path)
         return True
 
 

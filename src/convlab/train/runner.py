@@ -231,8 +231,14 @@ def make_trainer(
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.train.epochs, len(train_loader),
                                 cfg.optim.lr)
     net = torch.compile(model) if cfg.train.compile else model
+    ema = None
+    if cfg.train.ema is not None:
+        from convlab.train.averaging import WeightAverage
+
+        e = cfg.train.ema
+        ema = WeightAverage(model, e.decay, e.every, e.start_epoch)
     return Trainer(
-        cfg=cfg, model=model, net=net, optimizer=optimizer, scheduler=scheduler,
+        cfg=cfg, model=model, net=net, optimizer=optimizer, scheduler=scheduler, ema=ema,
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
         train_loader=train_loader, eval_loaders=eval_loaders, ks=metric_ks(data.num_classes),
         device=device, autocast=autocast_factory(cfg, device), run=run, reporter=reporter,
@@ -477,8 +483,8 @@ def _fit_and_close(
     st = trainer.state
     restored = trainer.restore_best() if status == "completed" else False
     if status == "completed" or (status in ("interrupted", "pruned")
-                                 and ckpt.all_finite(trainer.model)):
-        ckpt.save_weights(trainer.model, run.weights_path)
+                                 and ckpt.all_finite(trainer.weights())):
+        ckpt.save_weights(trainer.weights(), run.weights_path)
     # state.pt is the truth: a kill between its rename and metrics.csv's leaves the csv
     # files one checkpoint behind, and a resume after the last epoch saves no checkpoint
     run.write_metrics(st.history)

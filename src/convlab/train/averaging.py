@@ -1,0 +1,76 @@
+"""Weight averaging and test-time augmentation: what evaluation and the saved weights see.
+
+- :class:`WeightAverage`: an exponential moving average of the weights (and BatchNorm
+  buffers), through torch's own ``AveragedModel`` with its EMA update; updated every
+  ``every`` steps from ``start_epoch`` on. Once it has been updated, evaluation, the best
+  and the final weights are the average's.
+- :class:`TTAModel`: the mean of the logits over fixed views of each image (the
+  image, its mirror, small translations), chosen per split (``train.tta``). Averaging in
+  logit space, as airbench does, keeps the loss comparable with the plain model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+
+class WeightAverage:
+    def __init__(self, model: nn.Module, decay: float, every: int, start_epoch: int) -> None:
+        self.avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                                 use_buffers=True)
+        self.every, self.start_epoch = every, start_epoch
+
+    @property
+    def active(self) -> bool:
+        """True once the average holds at least one update (before that: the model)."""
+        return int(self.avg.n_averaged) > 0
+
+    @property
+    def module(self) -> nn.Module:
+        return self.avg.module
+
+    def step(self, model: nn.Module, step: int, epoch: int) -> None:
+        """After optimizer step ``step`` (1-based) of epoch ``epoch`` (1-based)."""
+        if epoch > self.start_epoch and step % self.every == 0:
+            self.avg.update_parameters(model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.avg.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.avg.load_state_dict(state)
+
+
+VIEWS = ("flip", "translate")
+
+
+class TTAModel(nn.Module):
+    """Mean logits over the image and its views: ``flip`` adds the mirror image;
+    ``translate`` adds shifts by ``pixels`` up-left and down-right (of each view)."""
+
+    def __init__(self, net: nn.Module, views: list[str] | tuple[str, ...], pixels: int = 1):
+        super().__init__()
+        self.net, self.views, self.pixels = net, tuple(views), pixels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, classes)
+        batches = [x]
+        if "flip" in self.views:
+            batches.append(x.flip(-1))
+        if "translate" in self.views:
+            batches += [shift(b, d, self.pixels) for b in list(batches) for d in (-1, 1)]
+        logits = [self.net(b) for b in batches]
+        return torch.stack([lg.float() for lg in logits]).mean(0)
+
+
+def shift(x: torch.Tensor, direction: int, pixels: int) -> torch.Tensor:
+    """The batch moved by ``pixels`` along both axes (zero fill), size kept."""
+    p = pixels
+    padded = F.pad(x, (p, p, p, p))
+    h, w = x.shape[-2:]
+    o = p + direction * p  # 0: moved down-right, 2p: moved up-left
+    return padded[..., o:o + h, o:o + w]

@@ -1,0 +1,92 @@
+"""train.ema (weight averaging) and train.tta (test-time augmentation)."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+import convlab
+from convlab.train.averaging import TTAModel, WeightAverage, shift
+
+
+def test_the_average_follows_the_ema_formula_from_its_start_epoch() -> None:
+    w = nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(w, decay=0.5, every=2, start_epoch=1)
+    values = []
+    for step, v in enumerate([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], start=1):
+        w.weight.data.fill_(v)
+        avg.step(w, step, epoch=1 if step <= 2 else 2)  # epoch 1 is before the start
+        values.append(float(avg.module.weight.detach()) if avg.active else None)
+    # updates at steps 4 and 6 only: the first copies (4), then 0.5*4 + 0.5*6 = 5
+    assert values == [None, None, None, 4.0, 4.0, 5.0]
+
+
+def test_views_are_averaged_in_logit_space() -> None:
+    calls = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(x.clone())
+            return x.flatten(1)[:, :2]  # two "logits": the first two pixels
+
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3)
+    out = TTAModel(Probe(), ["flip"])(x)
+    assert len(calls) == 2 and torch.equal(calls[1], x.flip(-1))
+    assert torch.equal(out, (x.flatten(1)[:, :2] + x.flip(-1).flatten(1)[:, :2]) / 2)
+    calls.clear()
+    TTAModel(Probe(), ["flip", "translate"])(x)
+    assert len(calls) == 6  # (image, mirror) x (as is, up-left, down-right)
+
+
+def test_shift_moves_the_image_and_fills_with_zeros() -> None:
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    assert shift(x, -1, 1)[0, 0].tolist() == [[0, 0, 0], [0, 0, 1], [0, 3, 4]]  # down-right
+    assert shift(x, 1, 1)[0, 0].tolist() == [[4, 5, 0], [7, 8, 0], [0, 0, 0]]  # up-left
+
+
+def net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 4))
+
+
+def test_a_run_saves_the_average_not_the_last_weights(tmp_path) -> None:
+    from conftest import tiny_config
+
+    model = net()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    run = convlab.run(tiny_config(train={"epochs": 2, "ema": {"decay": 0.999}}), model=model,
+                      runs_dir=tmp_path, overrides=["optim.lr=0.05"])
+    saved = load_file(str(run.weights_path))
+    trained = model.state_dict()
+    k = "4.weight"
+    # a slow average stays near where training started, the last weights moved on
+    assert (saved[k] - start[k]).norm() < 0.5 * (trained[k] - start[k]).norm()
+
+
+def test_resuming_a_run_with_an_average_ends_where_an_uninterrupted_one_does(tmp_path) -> None:
+    from conftest import tiny_config
+    from convlab.train.runner import resume_run
+
+    cfg = tiny_config(train={"epochs": 2, "deterministic": True,
+                             "ema": {"decay": 0.9, "every": 2}},
+                      data={"augment": {"flip": True}})
+    whole = convlab.run(cfg, runs_dir=tmp_path / "a")
+    first = convlab.run(cfg, runs_dir=tmp_path / "b",
+                        epoch_hook=lambda e, m: "stop" if e == 1 else None)
+    resumed = resume_run(first.path, quiet=True)
+    a, b = load_file(str(whole.weights_path)), load_file(str(resumed.weights_path))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tta_changes_only_the_splits_it_is_asked_for(tmp_path) -> None:
+    from conftest import tiny_config
+
+    cfg = tiny_config(train={"epochs": 1, "deterministic": True},
+                      data={"val_fraction": 0.25})
+    plain = convlab.run(cfg, runs_dir=tmp_path / "a")
+    tta = convlab.run({**cfg, "train": {**cfg["train"], "tta": {"test": ["flip"]}}},
+                      runs_dir=tmp_path / "b")
+    assert plain.summary["final"]["val.loss"] == tta.summary["final"]["val.loss"]
+    assert plain.summary["final"]["test.loss"] != tta.summary["final"]["test.loss"]
