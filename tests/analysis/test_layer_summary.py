@@ -13,6 +13,7 @@ from torch import nn
 
 from convlab.analysis.common import AnalysisError, resolve_model
 from convlab.analysis.summary import (
+    COLUMNS,
     LayerRow,
     ModelSummary,
     render_csv,
@@ -147,3 +148,19 @@ def test_fc_equivalent_of_a_conv_without_bias_has_no_biases() -> None:
     assert (rows[1].fc_weights, rows[1].fc_biases) == (4 * 6 * 6 * 2 * 4 * 4, 2 * 4 * 4)
     assert render_csv(summarize(model, (3, 8, 8))).splitlines()[0].endswith(
         "fc_weights,fc_biases")
+
+
+def test_table_fits_80_columns_dropping_whole_columns() -> None:
+    from convlab.analysis.summary import table_columns
+
+    r = resolve_model("lenet5")
+    s = summarize(r.model, r.in_shape, "model lenet5")
+    cols = table_columns(s, 80)
+    assert cols[:3] == ["name", "type", "output"] and "params" in cols and "macs" in cols
+    assert "fc_weights" not in cols and table_columns(s, None) == list(COLUMNS)
+    console = Console(record=True, width=80)
+    console.print(render_table(s, 80))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "stage2.body.conv1" in text and "240,000" in text and "…" not in text
+    assert "MACs per image 416,520" in text and "not shown at this width: weights" in text

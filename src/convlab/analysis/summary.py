@@ -158,16 +158,50 @@ def _totals(s: ModelSummary) -> list[str]:
     ]
 
 
-def render_table(s: ModelSummary) -> Any:
-    """A ``rich`` Table (print it with a Console)."""
-    from rich.table import Table
+# the order columns are kept in when a terminal is too narrow for all of them
+TABLE_PRIORITY = ("name", "output", "params", "macs", "rf", "jump", "type", "weights",
+                  "biases", "fc_weights", "fc_biases")
 
-    t = Table(title=s.label or None, caption="; ".join(_totals(s)))
-    for c in COLUMNS:
-        t.add_column(c, justify="left" if c in ("name", "type", "output") else "right")
+
+def table_columns(s: ModelSummary, width: int | None) -> list[str]:
+    """The columns that fit ``width`` (all without one), whole ones dropped from the
+    least important: a table squeezed to fit would cut every number short."""
+    if width is None:
+        return list(COLUMNS)
+    cells = [_cells(r, sep=True) for r in s.rows]
+    need = {c: max([len(c), *(len(row[i]) for row in cells)]) + 3
+            for i, c in enumerate(COLUMNS)}
+    kept: list[str] = []
+    used = 1
+    for c in TABLE_PRIORITY:
+        if used + need[c] <= width or not kept:
+            kept.append(c)
+            used += need[c]
+    return [c for c in COLUMNS if c in kept]
+
+
+def render_table(s: ModelSummary, width: int | None = None) -> Any:
+    """A ``rich`` Table (print it with a Console) of the columns that fit ``width``;
+    the totals and any column left out are said below it, one line each."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    cols = table_columns(s, width)
+    t = Table(title=s.label or None)
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("name", "type", "output") else "right",
+                     no_wrap=True)
+    index = [COLUMNS.index(c) for c in cols]
     for r in s.rows:
-        t.add_row(*_cells(r, sep=True))
-    return t
+        cells = _cells(r, sep=True)
+        t.add_row(*(cells[i] for i in index))
+    lines = [Text(line) for line in _totals(s)]
+    left = [c for c in COLUMNS if c not in cols]
+    if left:
+        lines += [Text(f"not shown at this width: {', '.join(left)}"),
+                  Text("(-f md, csv or json has every column)")]
+    return Group(t, *lines)
 
 
 def render_markdown(s: ModelSummary) -> str:

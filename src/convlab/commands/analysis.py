@@ -154,7 +154,8 @@ def summary(
     r = _resolve(target, input_, classes, set_, architecture=True)
     s = S.summarize(r.model, r.in_shape, r.label)
     if format_ is Format.table:
-        _console().print(S.render_table(s))
+        con = _console()
+        con.print(S.render_table(s, con.width if sys.stdout.isatty() else None))
     else:
         render = {Format.md: S.render_markdown, Format.csv: S.render_csv,
                   Format.json: S.render_json}[format_]
@@ -281,17 +282,27 @@ def _arith(step: Any) -> str:
 
 
 def _print_chain(result: Any) -> None:
+    """The chain as a table; on a terminal too narrow for the arithmetic column, each
+    layer's arithmetic on a line of its own below (a formula is never wrapped)."""
     from rich.table import Table
 
-    t = Table("#", "layer", "input", "padding", "output", "rf", "jump", "arithmetic",
-              title=f"input {_pt(result.input_hw)}")
+    rows = []
     for st in result.steps:
         (pt, pb), (pl, pr) = st.pad
         pad = str(pt) if pt == pb == pl == pr else f"t{pt} b{pb} l{pl} r{pr}"
-        t.add_row(str(st.index), st.layer.describe(), _pt(st.in_hw), pad, _pt(st.out_hw),
-                  _pt(st.field.size), _pt(st.field.jump), _arith(st))
+        rows.append([str(st.index), st.layer.describe(), _pt(st.in_hw), pad, _pt(st.out_hw),
+                     _pt(st.field.size), _pt(st.field.jump), _arith(st)])
+    header = ["#", "layer", "input", "padding", "output", "rf", "jump", "arithmetic"]
     con = _console()
+    need = 1 + sum(max(len(h), *(len(r[i]) for r in rows)) + 3 for i, h in enumerate(header))
+    below = need > con.width
+    t = Table(*header[:-1] if below else header, title=f"input {_pt(result.input_hw)}")
+    for r in rows:
+        t.add_row(*r[:-1] if below else r)
     con.print(t)
+    if below:
+        for r in rows:
+            con.print(f"{r[0]}: {r[-1]}", markup=False)
     con.print(f"output: {_pt(result.out_hw)}")
     for w in result.warnings:
         con.print(f"warning: {w}", markup=False)
