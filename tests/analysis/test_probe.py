@@ -119,3 +119,20 @@ def test_shifts() -> None:
     assert shift_image(x, 1, "circular")[0, 0].tolist() == [[8, 6, 7], [2, 0, 1], [5, 3, 4]]
     assert shift_image(x, 1, "zero")[0, 0].tolist() == [[0, 0, 0], [0, 0, 1], [0, 3, 4]]
     assert shift_image(x, -1, "zero")[0, 0].tolist() == [[4, 5, 0], [7, 8, 0], [0, 0, 0]]
+
+
+def test_reports_fit_80_columns() -> None:
+    from rich.console import Console
+
+    from convlab.analysis.probe import probe_named, render_reports
+
+    reports = probe_named(["conv", "maxpool"], (3, 16, 16), "circular", None, 1e-9)
+    console = Console(record=True, width=80)
+    console.print(render_reports(reports, 80))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "maxpool: non-linear; equivariant only to shifts by multiples of 2" in text
+    assert "  equivariant (shift 1) fails" in text and "holds 0.00e+00" in text
+    wide = Console(record=True, width=200)
+    wide.print(render_reports(reports))
+    assert "┃ operator" in wide.export_text()  # the full table when there is room

@@ -458,10 +458,14 @@ def probe_prefix(
 # ------------------------------------------------------------------ rendering
 
 
-def render_reports(reports: list[ProbeReport]) -> Any:
-    """A rich table: one row per operator and property, with error and tolerance."""
+def render_reports(reports: list[ProbeReport], width: int | None = None) -> Any:
+    """A rich table: one row per operator and property, with error and tolerance; on a
+    terminal narrower than the table needs, each operator as its verdict line and one
+    line per property, details wrapped under their own column (never mid-number)."""
     from rich.table import Table
 
+    if width is not None and width < 140:
+        return _render_narrow(reports, width)
     t = Table("operator", "property", "verdict", "error", "tol", "how")
     for r in reports:
         for i, v in enumerate(r.verdicts):
@@ -473,3 +477,31 @@ def render_reports(reports: list[ProbeReport]) -> Any:
         t.add_row("", "[bold]verdict[/bold]", "", "", "", f"[bold]{r.summary}[/bold]",
                   end_section=True)
     return t
+
+
+def _render_narrow(reports: list[ProbeReport], width: int) -> Any:
+    import textwrap
+
+    from rich.console import Group
+    from rich.text import Text
+
+    lines: list[Text] = []
+    for r in reports:
+        tols = sorted({f"{v.tol:.0e}" for v in r.verdicts})
+        head = textwrap.wrap(f"{r.name}: {r.summary} (tolerance {', '.join(tols)})",
+                             width, subsequent_indent="    ")
+        lines += [Text(h, style="bold") for h in head]
+        name_w = max(len(v.property) for v in r.verdicts)
+        indent = 2 + name_w + 1 + 5 + 1 + 8 + 2
+        for v in r.verdicts:
+            word = "n/a" if v.holds is None else "holds" if v.holds else "fails"
+            err = "-" if v.error is None else f"{v.error:.2e}"
+            wrapped = textwrap.wrap(v.detail, max(width - indent, 20)) or [""]
+            line = Text(f"  {v.property:<{name_w}} ")
+            line.append(f"{word:<5}", style="green" if v.holds else "red" if v.holds is False
+                        else "")
+            line.append(f" {err:>8}  {wrapped[0]}")
+            lines.append(line)
+            lines += [Text(" " * indent + more) for more in wrapped[1:]]
+        lines.append(Text(""))
+    return Group(*lines[:-1])

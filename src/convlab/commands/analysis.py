@@ -500,7 +500,8 @@ def probe_ops(
             load_weights(r.model, weights)
         reports = [P.probe_prefix(r.model, r.in_shape, layers or 1, model, boundary.value,
                                   shift, tol)]
-    _console().print(P.render_reports(reports))
+    con = _console()
+    con.print(P.render_reports(reports, con.width if sys.stdout.isatty() else None))
 
 
 @probe_app.command("equivariance")
