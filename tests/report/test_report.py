@@ -310,3 +310,5 @@ def test_parameter_axis_only_within_one_architecture() -> None:
     assert [a for a, _ in sweep_axes(compare_runs(widths), widths)] == ["parameters"]
     mixed = [run("cnn", 8, 1_000), run("mlp", 8, 50_000), run("cnn", 16, 4_000)]
     assert "parameters" not in [a for a, _ in sweep_axes(compare_runs(mixed), mixed)]
+    seeds = [RunData(f"s{i}", {"seed": i, "data": {"split_seed": i}}) for i in range(3)]
+    assert sweep_axes(compare_runs(seeds), seeds) == []  # seeds are repeats, not an axis

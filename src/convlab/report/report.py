@@ -298,6 +298,8 @@ def sweep_axes(cmp: Comparison, runs: Sequence[RunData]) -> list[tuple[str, list
             and "model.name" not in cmp.settings:
         axes.append(("parameters", [float(p) for p in params]))  # type: ignore[arg-type]
     for key in cmp.settings:
+        if re.search(r"(^|[._])seed$", key):  # repeats, not a quantity to plot against
+            continue
         vals = cmp.setting_values(key)
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
             continue
