@@ -96,3 +96,14 @@ def test_closing_line_words() -> None:
                          "final": {}}) == "interrupted before the first epoch ended (2.0s)"
     assert "after 3 epochs" in closing_line({"status": "completed", "epochs_done": 3,
                                              "wall_s": 1, "final": {"test.top1": 0.5}})
+
+
+def test_plain_reporter_says_when_it_evaluates_after_a_quiet_spell() -> None:
+    buf, clock = io.StringIO(), Clock()
+    rep = PlainReporter(Console(file=buf, width=80, soft_wrap=True), clock=clock)
+    rep.epoch_start(1, 2, 10, 0)
+    clock.t = 3.0
+    rep.eval_start("val", 5000)  # 3 s since the last line: nothing
+    clock.t = 20.0
+    rep.eval_start("test", 10000)  # 20 s: a line
+    assert buf.getvalue() == "epoch 1/2  evaluating test (10,000 images)\n"

@@ -235,6 +235,11 @@ class PlainReporter(Reporter):
     def eval_start(self, split: str, images: int) -> None:
         self.timing.train_ended()
         self.timing.evaluating = f"evaluating {split} ({images:,} images)"
+        now = self.timing.clock()
+        if now - self.t_line >= self.every:  # a long epoch: say what the silence is
+            self.t_line = now
+            self.console.print(f"epoch {self.timing.epoch}/{self.timing.epochs}  "
+                               f"{self.timing.evaluating}", markup=False)
 
     def epoch_end(self, epoch: int, epochs: int, splits: dict[str, dict[str, float]],
                   lr: float, seconds: float) -> None:
