@@ -66,12 +66,29 @@ def quiet_mlflow() -> Iterator[None]:
             lg.setLevel(level)
 
 
+@contextlib.contextmanager
+def creation_lock(uri: str) -> Iterator[None]:
+    """One process at a time creates or migrates a SQLite store: two sweep workers
+    starting together would both run MLflow's schema migrations on a new file."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f".{db.name}.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def client_for(uri: str) -> Any:
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with quiet_mlflow():
+    with quiet_mlflow(), creation_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # creates/migrates the database now
     return client

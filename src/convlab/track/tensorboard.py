@@ -5,6 +5,7 @@ trials of a sweep."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ from typing import Any
 
 from convlab.runs import Run
 from convlab.track import Tracker, final_scalars, flat_params, mark, run_key
+
+_FILE_NUMBER = itertools.count()  # two writers of one process in one second get two files
 
 # convlab status -> the HParams plugin's session status
 SESSION_STATUS = {"completed": "STATUS_SUCCESS", "failed": "STATUS_FAILURE",
@@ -48,7 +51,8 @@ class EventWriter:
         from tensorboard.summary.writer.record_writer import RecordWriter
 
         self.Event = Event
-        name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}"
+        name = (f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(_FILE_NUMBER)}")  # TensorBoard's own naming
         self.file = open(folder / name, "wb")  # noqa: SIM115 - closed by close()
         self.records = RecordWriter(self.file)
         self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
