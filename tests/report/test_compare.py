@@ -219,3 +219,24 @@ def test_columns_by_name_and_json() -> None:
                        "final.test.top1": 0.89, "final.val.loss": 0.31, "epochs": 4}
     with pytest.raises(ConvlabError, match="--columns 'nope': no such column"):
         terminal_view(cmp, 80, ["nope"])
+
+
+def test_against_seed_noise() -> None:
+    from convlab.report.compare import against_seed_noise
+
+    def run(order: str, seed: int, acc: float) -> RunData:
+        c = cfg(desc=order)
+        c["seed"] = seed
+        c["model"]["head"] = {"hidden": [], "flatten_order": order}
+        return RunData(f"t/{order}-{seed}", c, final={"test.top1": acc}, params=10)
+
+    runs = [run("natural", 0, 0.60), run("natural", 1, 0.62), run("natural", 2, 0.61),
+            run("permuted", 0, 0.61), run("permuted", 1, 0.60), run("permuted", 2, 0.62)]
+    text = against_seed_noise(compare_runs(runs), "model.head.flatten_order")
+    assert text == ("model.head.flatten_order: natural 61.00% vs permuted 61.00% (mean of 3 "
+                    "seeds); the difference, 0.00 points, is within the spread between "
+                    "seeds: no effect beyond noise (2.00 points)")
+    runs[3:] = [run("permuted", s, 0.5 + s / 1000) for s in range(3)]
+    assert "more than the spread" in against_seed_noise(compare_runs(runs),  # type: ignore[operator]
+                                                        "model.head.flatten_order")
+    assert against_seed_noise(compare_runs(runs), "optim.lr") is None

@@ -314,6 +314,39 @@ def _folded(cmp: Comparison, key: str) -> bool:
     return True
 
 
+def against_seed_noise(cmp: Comparison, key: str,
+                       metric: str = "final:test.top1") -> str | None:
+    """Whether the setting ``key`` changes ``metric`` by more than the seeds do: the
+    difference between its values' means against the largest spread (max - min) between
+    the seeds of one value. None unless ``key`` differs and some value has two seeds.
+
+    The capacity study's flatten-order group asks it: an FC layer learns the same
+    function under any fixed order of its inputs, so the difference should be noise.
+    """
+    col = f"set:{key}"
+    if key not in cmp.settings:
+        return None
+    groups: dict[str, list[float]] = {}
+    for r in cmp.rows:
+        v = r.get(metric)
+        if v is not None:
+            groups.setdefault(format_value(r.get(col, MISSING)), []).append(float(v))
+    if len(groups) < 2 or max(len(v) for v in groups.values()) < 2:
+        return None
+    means = {k: sum(v) / len(v) for k, v in groups.items()}
+    spread = max(max(v) - min(v) for v in groups.values())
+    diff = max(means.values()) - min(means.values())
+    acc = metric.endswith(("top1", "top5"))
+    unit, scale = (" points", 100.0) if acc else ("", 1.0)
+    fmt = (lambda x: f"{100 * x:.2f}%") if acc else (lambda x: f"{x:.4g}")
+    shown = " vs ".join(f"{k} {fmt(m)}" for k, m in means.items())
+    n = max(len(v) for v in groups.values())
+    verdict = ("within the spread between seeds: no effect beyond noise" if diff <= spread
+               else "more than the spread between seeds")
+    return (f"{key}: {shown} (mean of {n} seeds); the difference, "
+            f"{scale * diff:.2f}{unit}, is {verdict} ({scale * spread:.2f}{unit})")
+
+
 def render_json(cmp: Comparison) -> str:
     """One object per run, CSV names as keys, raw values (accuracies as fractions)."""
     out = []
