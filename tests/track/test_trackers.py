@@ -73,7 +73,16 @@ def assert_intact(run: Run, epochs: int = 2) -> None:
 def test_tensorboard_events_equal_metrics_csv(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = train(tmp_path, ["tensorboard"])
+    seen_live: list[list[int]] = []
+
+    def look(epoch: int, splits: Any) -> None:  # what `tensorboard --logdir` sees mid-run
+        folder = next((tmp_path / "runs" / "tiny").iterdir()) / "tensorboard"
+        live = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        live.Reload()
+        seen_live.append([e.step for e in live.Scalars("epoch/test/top1")])
+
+    run = train(tmp_path, ["tensorboard"], epoch_hook=look)
+    assert seen_live == [[1], [1, 2]], "flushed as it goes, not at the end"
     ea = EventAccumulator(str(run.tensorboard_dir), size_guidance={"scalars": 0, "tensors": 0})
     ea.Reload()
     tags = set(ea.Tags()["scalars"])
@@ -104,7 +113,9 @@ def test_tensorboard_events_equal_metrics_csv(tmp_path: Path) -> None:
 def test_mlflow_client_finds_run_params_metrics_artifacts(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    run = train(tmp_path, ["mlflow"])
+    cfg = tiny_config(description="tiny test", tracking=["mlflow"],
+                      train={"epochs": 2, "batch_size": 32, "threads": 1, "log_every": 3})
+    run = run_experiment(cfg, runs_dir=tmp_path / "runs", quiet=True)
     db = tmp_path / "runs" / "mlflow.db"
     assert db.exists(), "the default store is SQLite beside the runs"
     client = MlflowClient(f"sqlite:///{db}")
@@ -115,6 +126,8 @@ def test_mlflow_client_finds_run_params_metrics_artifacts(tmp_path: Path) -> Non
     assert mr.info.status == "FINISHED"
     assert mr.data.tags["status"] == "completed"
     assert mr.data.tags["convlab.run"] == f"tiny/{run.path.name}"
+    assert mr.info.run_name == f"tiny test ({run.path.name})"
+    assert mr.data.tags["description"] == "tiny test"
     assert mr.data.params["optim.lr"] == "0.01"
     assert mr.data.params["model.name"] == "cnn"
     for tag, rows in csv_values(run).items():
@@ -133,11 +146,11 @@ def test_mlflow_client_finds_run_params_metrics_artifacts(tmp_path: Path) -> Non
 def test_wandb_offline_run_holds_history_config_summary(tmp_path: Path) -> None:
     from track.wandb_log import read_run
 
-    run = train(tmp_path, [{"name": "wandb", "project": "proj"}])
+    run = train(tmp_path, [{"name": "wandb", "project": "proj", "entity": "me"}])
     files = list((run.path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1, "offline by default: a run directory for `wandb sync`"
     wb = read_run(files[0])
-    assert wb["run"]["project"] == "proj"
+    assert (wb["run"]["project"], wb["run"]["entity"]) == ("proj", "me")
     assert wb["config"]["optim"]["lr"] == pytest.approx(0.01)
     for tag, rows in csv_values(run).items():
         got = [(h["epoch"], h[tag]) for h in wb["history"] if tag in h]
@@ -257,3 +270,32 @@ def test_no_tracking_costs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "runs" / "mlflow.db").exists()
     assert "tracking" not in run.config_path.read_text()
     assert os.listdir(tmp_path / "runs") == ["tiny"]
+
+
+def test_a_resumed_run_continues_its_tracked_runs(tmp_path: Path) -> None:
+    """Interrupted after epoch 1 (SIGINT: checkpoint, status interrupted), resumed: the
+    TensorBoard curves hold each epoch once, MLflow still one run, now FINISHED."""
+    import signal
+
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from convlab.train.runner import resume_run
+
+    def interrupt(epoch: int, splits: Any) -> None:
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first = train(tmp_path, ["tensorboard", "mlflow"], epochs=3, epoch_hook=interrupt)
+    assert first.status == "interrupted"
+    run = resume_run(first.path, quiet=True)
+    assert run.status == "completed"
+    ea = EventAccumulator(str(run.tensorboard_dir), size_guidance={"scalars": 0})
+    ea.Reload()
+    assert [e.step for e in ea.Scalars("epoch/test/top1")] == [1, 2, 3]
+    assert [e.step for e in ea.Scalars("step/train/loss")] == [3, 6, 8, 11, 14, 16, 19, 22, 24]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert len(found) == 1 and found[0].info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(
+        found[0].info.run_id, "epoch/test/top1")) == [1, 2, 3]

@@ -67,7 +67,7 @@ def read_run(path: Path) -> dict[str, Any]:
                 summary[i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
         elif kind == "run":
             run = {"id": rec.run.run_id, "project": rec.run.project,
-                   "name": rec.run.display_name}
+                   "entity": rec.run.entity, "name": rec.run.display_name}
             for i in rec.run.config.update:
                 config[i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
     return {"history": history, "config": config, "summary": summary, "run": run}
