@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from convlab.train import progress
 from convlab.train.progress import Reporter, fmt_duration, fmt_metrics
 
 EVERY_S = 0.5  # the display is replaced at most this often while training
@@ -217,3 +218,11 @@ class NotebookLog:
             self.handle = show(self.view(), display_id=True)
         else:
             self.handle.update(self.view())
+
+
+def _reporter_in_a_notebook() -> Reporter | None:
+    """What ``progress.make_reporter`` shows inside a notebook (None elsewhere)."""
+    return NotebookReporter() if in_notebook() else None
+
+
+progress.notebook_reporter = _reporter_in_a_notebook

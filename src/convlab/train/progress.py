@@ -372,13 +372,19 @@ class RichReporter(PlainReporter):
             self.progress = None
 
 
+# The notebook display (convlab.train.notebook, which builds on this module) sets this
+# when imported: a factory that returns its reporter inside a notebook, else None. The
+# train package imports it, so this module needs no import of it (no cycle).
+notebook_reporter: Callable[[], Reporter | None] | None = None
+
+
 def make_reporter(quiet: bool | None) -> Reporter:
     """``quiet=None`` (``convlab.run``'s default): the live display in a notebook,
     silence elsewhere; ``False``: the notebook display, a terminal bar or plain lines."""
-    from convlab.train.notebook import NotebookReporter, in_notebook
-
-    if quiet is not True and in_notebook():
-        return NotebookReporter()
+    if quiet is not True and notebook_reporter is not None:
+        shown = notebook_reporter()
+        if shown is not None:
+            return shown
     if quiet or quiet is None:
         return Reporter()
     return RichReporter() if sys.stdout.isatty() else PlainReporter()
