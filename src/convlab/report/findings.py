@@ -411,8 +411,8 @@ def sweep_finding(
     def at(v: float) -> str:
         return f"{human_count(v)} parameters" if x_name == "parameters" else f"{x_name}={v:g}"
 
-    larger = "larger models" if x_name == "parameters" else f"larger {x_name}"
-    smaller = "smaller models" if x_name == "parameters" else f"smaller {x_name}"
+    larger = "larger models" if x_name == "parameters" else f"larger {x_name} values"
+    smaller = "smaller models" if x_name == "parameters" else f"smaller {x_name} values"
     i = min(range(len(xs)), key=lambda j: ev[j])
     parts = [f"{eval_name} loss is lowest at {at(xs[i])} ({_num(ev[i])})"]
     data: dict[str, Any] = {"best_x": xs[i], "overfit_larger": False, "underfit_smaller": False}
