@@ -107,3 +107,13 @@ def test_plain_reporter_says_when_it_evaluates_after_a_quiet_spell() -> None:
     clock.t = 20.0
     rep.eval_start("test", 10000)  # 20 s: a line
     assert buf.getvalue() == "epoch 1/2  evaluating test (10,000 images)\n"
+
+
+def test_terminal_messages_wrap_at_spaces() -> None:
+    buf = io.StringIO()
+    rep = RichReporter(Console(file=buf, width=40, force_terminal=False, soft_wrap=True))
+    rep.message("stopping after this step (checkpoint follows); press Ctrl-C again to stop "
+                "at once")
+    lines = buf.getvalue().splitlines()
+    assert lines == ["stopping after this step (checkpoint", "  follows); press Ctrl-C again to",
+                     "  stop at once"]

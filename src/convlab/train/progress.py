@@ -347,10 +347,17 @@ class RichReporter(PlainReporter):
         super().epoch_end(epoch, epochs, splits, lr, seconds)
 
     def message(self, text: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(text, markup=False)  # above the live bar
-        else:
-            super().message(text)
+        """Wrapped at spaces to the terminal (a path or number is never cut), above the
+        live bar while one shows."""
+        import textwrap
+
+        lines = textwrap.wrap(text, self.console.width, subsequent_indent="  ",
+                              break_long_words=False, break_on_hyphens=False) or [""]
+        for line in lines:
+            if self.progress is not None:
+                self.progress.console.print(line, markup=False)
+            else:
+                super().message(line)
 
     def data_progress(self, what: str, done: int, total: int) -> None:
         """A transient bar while a dataset decodes; gone when it is done."""
