@@ -115,5 +115,5 @@ def test_terminal_messages_wrap_at_spaces() -> None:
     rep.message("stopping after this step (checkpoint follows); press Ctrl-C again to stop "
                 "at once")
     lines = buf.getvalue().splitlines()
-    assert lines == ["stopping after this step (checkpoint", "  follows); press Ctrl-C again to",
-                     "  stop at once"]
+    assert lines == ["stopping after this step (checkpoint",
+                     "  follows); press Ctrl-C again to stop", "  at once"]
