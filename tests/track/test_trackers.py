@@ -299,3 +299,44 @@ def test_a_resumed_run_continues_its_tracked_runs(tmp_path: Path) -> None:
     assert len(found) == 1 and found[0].info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(
         found[0].info.run_id, "epoch/test/top1")) == [1, 2, 3]
+
+
+def test_hparams_tab_compares_trials(tmp_path: Path) -> None:
+    """TensorBoard itself, served on localhost from the runs folder, lists two runs of
+    different learning rates as two session groups with their final metrics."""
+    import json
+    import threading
+    import urllib.request
+
+    from tensorboard import program
+
+    for lr in (0.01, 0.02):
+        cfg = tiny_config(optim={"name": "adam", "lr": lr}, tracking=["tensorboard"],
+                          train={"epochs": 1, "batch_size": 64, "threads": 1})
+        run_experiment(cfg, runs_dir=tmp_path / "runs", quiet=True)
+    tb = program.TensorBoard()
+    tb.configure(argv=[None, "--logdir", str(tmp_path / "runs"), "--host", "127.0.0.1",
+                       "--port", "0", "--load_fast", "false"])
+    server = tb._make_server()  # launch() would keep no handle to stop it with
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = server.get_url()
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        req = urllib.request.Request(f"{url}data/plugin/hparams/{path}",
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:  # localhost only
+            return json.load(r)
+
+    try:
+        groups = post("session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"],
+            "colParams": [{"hparam": "optim.lr", "order": "ORDER_ASC"}],
+            "startIndex": 0, "sliceSize": 10})["sessionGroups"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [g["hparams"]["optim.lr"] for g in groups] == [0.01, 0.02]
+    for g in groups:
+        metrics = {m["name"]["tag"]: m["value"] for m in g["metricValues"]}
+        assert 0 <= metrics["final/test/top1"] <= 1 and "final/test/loss" in metrics
