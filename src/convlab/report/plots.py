@@ -301,11 +301,12 @@ def step_curves(runs: Mapping[str, StepsArg], out: Outputs, title: str = "") -> 
         at = list(st.get("at_epoch", []))
         ends |= {s for s, e in zip(sx, at, strict=False) if float(e).is_integer() and e > 0}
     for ax, metric in ((ax_loss, "train loss"), (ax_acc, "train top-1 accuracy")):
-        for e in sorted(ends)[:-1] if len(ends) <= 40 else []:
-            ax.axvline(e, color="#999", lw=0.6, ls=":")
         ax.set(xlabel="step", ylabel=metric, title=f"{metric}, per log interval")
         _fit_x(ax, xs)
-    _loss_scale(ax_loss)
+    _loss_scale(ax_loss)  # before the epoch lines: they are no data
+    for ax in (ax_loss, ax_acc):
+        for e in sorted(ends)[:-1] if len(ends) <= 40 else []:
+            ax.axvline(e, color="#999", lw=0.6, ls=":")
     _percent_axis(ax_acc)
     if len(runs) > 1 and ax_loss.has_data():
         handles, labels = ax_loss.get_legend_handles_labels()
