@@ -70,6 +70,10 @@ def test_epoch_lines_fit_80_columns_with_labelled_times() -> None:
                       "on cpu; run runs/tiny/20261201-210755-73403564", 80)
     assert head == ["tiny: cnn (1,828 parameters) on synthetic (3,686 train / 512 test) "
                     "on cpu;", "  run runs/tiny/20261201-210755-73403564"]
+    head = fit_header("tinyp: cnn (2,698 parameters) on synthetic (54,000 train / 6,000 val "
+                      "/ 512 test) on cpu; run /tmp/runs_c/tinyp/20261201-213640-6bff762e", 80)
+    assert all(len(line) <= 80 for line in head) and head[-1].endswith("-6bff762e")
+    assert head[1] == "  on cpu;"
 
 
 def test_live_status_drops_whole_parts_to_fit() -> None:
@@ -93,7 +97,8 @@ def test_closing_line_words() -> None:
                          "final": {"test.top1": 0.9909}}) == (
         "completed: test top1 99.09% after 1 epoch in 6.9s")
     assert closing_line({"status": "interrupted", "epochs_done": 0, "wall_s": 2.0,
-                         "final": {}}) == "interrupted before the first epoch ended (2.0s)"
+                         "final": {}}) == ("interrupted before the first epoch ended "
+                                           "(2.0s); convlab run --resume RUN continues it")
     assert "after 3 epochs" in closing_line({"status": "completed", "epochs_done": 3,
                                              "wall_s": 1, "final": {"test.top1": 0.5}})
 

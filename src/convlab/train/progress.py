@@ -84,11 +84,12 @@ def closing_line(summary: dict[str, Any]) -> str:
     done = int(summary.get("epochs_done") or 0)
     wall = f"{summary.get('wall_s') or 0:.1f}s"
     acc = (summary.get("final") or {}).get("test.top1")
+    again = "; convlab run --resume RUN continues it" if status == "interrupted" else ""
     if done == 0 and acc is None:
         when = "the first epoch ended" if status == "interrupted" else "an epoch completed"
-        return f"{status} before {when} ({wall})"
+        return f"{status} before {when} ({wall}){again}"
     acc_s = f"test top1 {100 * acc:.2f}%" if acc is not None else "no test accuracy"
-    return f"{status}: {acc_s} after {plural(done, 'epoch')} in {wall}"
+    return f"{status}: {acc_s} after {plural(done, 'epoch')} in {wall}{again}"
 
 
 # ------------------------------------------------------------------ reporters
@@ -286,11 +287,18 @@ def bar_width(console_width: int) -> int:
 def fit_header(header: str, width: int) -> list[str]:
     """The run's first line, broken after its '; ' parts when it is wider than the
     terminal (a path is never wrapped in the middle when a break can avoid it)."""
+    import textwrap
+
     if len(header) <= width:
         return [header]
     parts = header.split("; ")
-    return [parts[0] + (";" if len(parts) > 1 else "")] + [
-        "  " + p + (";" if i < len(parts) - 2 else "") for i, p in enumerate(parts[1:])]
+    lines: list[str] = []
+    for i, part in enumerate(parts):
+        text = part + (";" if i < len(parts) - 1 else "")
+        lines += textwrap.wrap(text, width, initial_indent="  " if i else "",
+                               subsequent_indent="  ", break_long_words=False,
+                               break_on_hyphens=False)
+    return lines
 
 
 class RichReporter(PlainReporter):
