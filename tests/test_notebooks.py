@@ -254,3 +254,28 @@ def test_compare_report_sweep_from_python(tmp_path: Path) -> None:
     assert result.done and result.counts == {"completed": 2}
     assert len(convlab.compare(result)) == 2
     assert callable(convlab.sweep) and callable(convlab.report)
+
+
+def test_trackers_in_a_notebook_print_nothing(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """All three trackers in one notebook training (synthetic data): still the one live
+    display and the run card; no tracker banner, warning or log line in the output."""
+    for extra in ("tensorboard", "mlflow", "wandb"):
+        pytest.importorskip(extra, reason=f"the {extra} extra is not installed")
+    for var in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_DIR", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        'import convlab\n'
+        'run = convlab.run("synthetic-smoke", ["train.threads=1",\n'
+        '                  "tracking=[tensorboard, mlflow, wandb]"], runs_dir="runs")\nrun')],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}})
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = nb.cells[0].outputs
+    assert [o.output_type for o in outs] == ["display_data", "execute_result"], outs
+    run_dir = next((tmp_path / "runs" / "synthetic-smoke").iterdir())
+    assert list((run_dir / "tensorboard").glob("events.*"))
+    assert (tmp_path / "runs" / "mlflow.db").exists()
+    assert list((run_dir / "wandb").glob("offline-run-*"))

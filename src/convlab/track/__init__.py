@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -156,6 +157,13 @@ def mark(run: Run, name: str, **record: Any) -> None:
 def open_tracker(spec: Any, run: Run, config: Mapping[str, Any],
                  resume_step: int | None = None) -> Tracker:
     """The tracker a ``tracking:`` entry asks for, started for ``run``."""
+    with warnings.catch_warnings():  # tqdm's, imported by the trackers, in a notebook
+        warnings.filterwarnings("ignore", message="IProgress not found")  # without widgets
+        return _open_tracker(spec, run, config, resume_step)
+
+
+def _open_tracker(spec: Any, run: Run, config: Mapping[str, Any],
+                  resume_step: int | None) -> Tracker:
     if spec.name == "tensorboard":
         from convlab.track.tensorboard import TensorBoardTracker
 
