@@ -60,7 +60,8 @@ def test_train_metrics_every_log_every_steps(runs_dir: Path) -> None:
 def test_one_host_sync_per_log_interval(runs_dir: Path, monkeypatch: pytest.MonkeyPatch
                                         ) -> None:
     """The step rows come from the sums read for the progress line: reading the train
-    accumulator's sums is the sync, once per log point and once at the epoch end."""
+    accumulator's sums is the sync. Halving ``log_every`` adds exactly one read per extra
+    log point (whatever reads the epoch end makes)."""
     reads = {"n": 0}
     base = loop.Accumulator
 
@@ -75,9 +76,13 @@ def test_one_host_sync_per_log_interval(runs_dir: Path, monkeypatch: pytest.Monk
             base.sums.fset(self, value)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(loop, "Accumulator", Counting)
-    r = run(_cfg(log_every=4, epochs=1), runs_dir=runs_dir)
-    assert r.steps["step"] == [4, 8]
-    assert reads["n"] == 2 + 1  # two log points, then the epoch's result
+    counts = {}
+    for every in (4, 2):
+        reads["n"] = 0
+        r = run(_cfg(log_every=every, epochs=1), runs_dir=runs_dir)
+        assert len(r.steps["step"]) == 8 // every
+        counts[every] = reads["n"]
+    assert counts[2] - counts[4] == 4 - 2
 
 
 def test_step_rows_and_gradient_norms_share_steps_csv(runs_dir: Path) -> None:
