@@ -377,5 +377,5 @@ def importable_ref(obj: Any) -> tuple[str, bool]:
 
 # Register the builders and the named architectures (import for side effects).
 # Builders first: the named architectures refer to them.
-from convlab.models import cnn, mlp, resnet  # noqa: E402,F401,I001
+from convlab.models import cnn, fastnet, mlp, resnet  # noqa: E402,F401,I001
 from convlab.models import architectures  # noqa: E402,F401,I001
