@@ -9,7 +9,9 @@ deprecated upstream). Artifacts of a SQLite store go to ``.mlflow-artifacts/`` b
 the database (hidden, so listing the runs does not see them).
 
 The client API is used rather than ``mlflow.start_run``: no process-wide active run, so
-two trainings in one process (a notebook) cannot log into each other's run.
+two trainings in one process (a notebook) cannot log into each other's run. Metrics are
+written by a background :class:`Sender` (a write costs ~40 ms on SQLite here, and a locked
+database waits 20 s), so the store's speed never becomes the training's.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from convlab.runs import Run
 from convlab.track import Tracker, final_scalars, flat_params, mark, run_key, run_label
 
-SEND_EVERY_S = 5.0  # step metrics reach MLflow at least this often, and at each epoch end
+SEND_EVERY_S = 5.0  # step metrics go to MLflow at least this often, and at each epoch end
 RUN_TAG = "convlab.run"  # run_key(run): finds a run again (resume, export)
 STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED",
           "interrupted": "KILLED", "pruned": "KILLED", "running": "RUNNING"}
@@ -138,6 +142,44 @@ def log_params(client: Any, run_id: str, config: Mapping[str, Any]) -> None:
         client.log_batch(run_id, params=params[i:i + 100], synchronous=True)
 
 
+class Sender:
+    """Writes metric batches from one background thread, in order, so a slow or locked
+    store never holds up training. Its first failure is kept and raised by the next call
+    from the training thread, which then drops the tracker with one warning line."""
+
+    def __init__(self, write: Callable[[list[Any]], None]) -> None:
+        self.write = write
+        self.queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, name="convlab-mlflow", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.write(batch)
+                except Exception as e:  # raised in the training thread by put/drain
+                    self.error = e
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, batch: list[Any]) -> None:
+        self.raise_error()
+        self.queue.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every batch is written; raise the first failure."""
+        self.stop()
+        self.thread.join()
+        self.raise_error()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+
 class MlflowTracker(Tracker):
     name = "mlflow"
 
@@ -147,6 +189,7 @@ class MlflowTracker(Tracker):
         self.sent_at = time.perf_counter()
         with quiet_mlflow():
             self._start(spec, run, config, resume_step)
+        self.sender = Sender(self.write)
 
     def _start(self, spec: Any, run: Run, config: Mapping[str, Any],
                resume_step: int | None) -> None:
@@ -185,17 +228,23 @@ class MlflowTracker(Tracker):
     def send(self) -> None:
         batch, self.pending = self.pending, []
         self.sent_at = time.perf_counter()
+        if batch:
+            self.sender.put(batch)
+
+    def write(self, batch: list[Any]) -> None:
+        """In the sender's thread: one batch into the store."""
         with quiet_mlflow():
             for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics
                 self.client.log_batch(self.run_id, metrics=batch[i:i + 1000],
                                       synchronous=True)
 
     def finish(self, run: Run) -> None:
+        self.send()
+        self.sender.drain()  # every metric written (or the first failure raised)
         with quiet_mlflow():
             self._finish(run)
 
     def _finish(self, run: Run) -> None:
-        self.send()
         summary = run.summary
         status = str(summary.get("status", "completed"))
         log_metrics(self.client, self.run_id, final_scalars(summary),
@@ -208,5 +257,6 @@ class MlflowTracker(Tracker):
         mark(run, self.name, uri=self.uri, run_id=self.run_id, done=True)
 
     def close(self) -> None:
-        """Nothing to release; the MLflow run stays RUNNING, as MLflow shows a crashed
-        run (a second call into a locked database would only wait again)."""
+        """Stop the sender; the MLflow run stays RUNNING, as MLflow shows a crashed run
+        (a second call into a locked database would only wait again)."""
+        self.sender.stop()
