@@ -162,7 +162,8 @@ def test_capacity_sweep_sentence() -> None:
     assert "runs with 4.8M parameters or more overfit during training, after epochs 3-5" in f.text
     # a sweep that is still improving at its largest value
     g = sweep_finding([1, 2, 3], [0.9, 0.5, 0.3], [1.0, 0.8, 0.6], "optim.lr")
-    assert "lowest at optim.lr=3 (0.6)" in g.text and "larger optim.lr values may do better" in g.text
+    assert "lowest at optim.lr=3 (0.6)" in g.text
+    assert "larger optim.lr values may do better" in g.text
     assert not g.data["overfit_larger"]
 
 

@@ -312,3 +312,14 @@ def test_parameter_axis_only_within_one_architecture() -> None:
     assert "parameters" not in [a for a, _ in sweep_axes(compare_runs(mixed), mixed)]
     seeds = [RunData(f"s{i}", {"seed": i, "data": {"split_seed": i}}) for i in range(3)]
     assert sweep_axes(compare_runs(seeds), seeds) == []  # seeds are repeats, not an axis
+
+
+def test_shared_settings_nest_like_a_config_file() -> None:
+    from convlab.report.report import unflatten
+
+    assert unflatten({"data.dataset": "mnist", "model.stages.0.channels": 8,
+                      "model.stages.1.channels": 16, "model.head.hidden": [64],
+                      "x.1.y": 2}) == {
+        "data": {"dataset": "mnist"},
+        "model": {"stages": [{"channels": 8}, {"channels": 16}], "head": {"hidden": [64]}},
+        "x": {1: {"y": 2}}}  # stage 0 at its default: the numbers stay keys

@@ -210,7 +210,8 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
     shared = _shared_settings(runs, cmp)
     sections = [Section(
         "Settings", fd.runs_settings_finding(len(runs), cmp.settings, [r.sizes for r in runs]),
-        [_config_code(shared, "settings shared by all runs that differ from the defaults")
+        [_config_code(unflatten(shared), "settings shared by all runs that differ from the "
+                      "defaults")
          if shared else Text("The runs share no setting that differs from the defaults.")],
     )]
     split = _eval_split(runs)
@@ -399,6 +400,30 @@ def key_table(cmp: Comparison, runs: Sequence[RunData], names: Sequence[str],
     return Table(header, rows, right, "Final metrics of each run (last epoch); accuracies "
                  "in %. The full table below adds every setting that differs and the best "
                  "epochs.", key=header.index(cols[0][0]), css="comparison")
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys back into a tree, as a config file nests them (``model.stages.0.channels``
+    -> ``model: {stages: [{channels: ...}]}``); numbered keys 0..n-1 become a list."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    def lists(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = {k: lists(v) for k, v in node.items()}
+        if out and all(k.isdigit() for k in out):
+            if sorted(int(k) for k in out) == list(range(len(out))):
+                return [out[str(i)] for i in range(len(out))]
+            return {int(k): v for k, v in out.items()}
+        return out
+
+    return lists(tree)  # type: ignore[no-any-return]
 
 
 def _config_code(config: dict[str, Any], summary: str = "resolved config") -> Code:
