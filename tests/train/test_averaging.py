@@ -90,3 +90,28 @@ def test_tta_changes_only_the_splits_it_is_asked_for(tmp_path) -> None:
                       runs_dir=tmp_path / "b")
     assert plain.summary["final"]["val.loss"] == tta.summary["final"]["val.loss"]
     assert plain.summary["final"]["test.loss"] != tta.summary["final"]["test.loss"]
+
+
+def test_alternate_flip_mirrors_each_image_on_every_other_epoch() -> None:
+    from convlab.config import AugmentConfig
+    from convlab.data import ImageSet
+    from convlab.data.pipeline import InMemoryLoader
+    from convlab.data.transforms import Augmenter
+
+    images = torch.arange(8 * 2 * 3, dtype=torch.uint8).view(8, 1, 2, 3)
+    data = ImageSet(images, torch.arange(8))
+    loader = InMemoryLoader(data, 4, normalizer=lambda x: x,
+                            augmenter=Augmenter(AugmentConfig(flip="alternate")),
+                            aug_generator=torch.Generator())
+
+    def mirrored() -> list[bool]:
+        x = torch.cat([b for b, _ in loader])
+        plain = images.float() / 255
+        return [not torch.equal(x[i], plain[i]) for i in range(8)]
+
+    first = mirrored()
+    loader.epoch = 1
+    second = mirrored()
+    loader.epoch = 2
+    assert second == [not f for f in first] and mirrored() == first
+    assert 0 < sum(first) < 8  # a random half, not all or none

@@ -168,6 +168,8 @@ class InMemoryLoader:
         self.generator = generator  # CPU: the shuffle
         self.aug_generator = aug_generator  # on the data's device: augmentation draws
         self.dtype = dtype
+        self.epoch = 0  # epochs trained before this pass: set by the loop (alternating flip)
+        self._flips: torch.Tensor | None = None
 
     CHUNK_BYTES = 1 << 20  # see _chunk_images
 
@@ -188,11 +190,12 @@ class InMemoryLoader:
         for i in range(start * bs, n, step):
             stop = min(i + step, n)
             if order is None:
+                idx = None
                 images, labels = self.data.images[i:stop], self.data.labels[i:stop]
             else:
                 idx = order[i:stop]
                 images, labels = self.data.images[idx], self.data.labels[idx]
-            x = self.transform(images)
+            x = self.transform(images, self.alternate_flips(idx, i, stop))
             for j in range(0, stop - i, bs):
                 yield x[j : j + bs], labels[j : j + bs]
 
@@ -214,13 +217,29 @@ class InMemoryLoader:
         per_image = int(c * h * w) * torch.empty((), dtype=self.dtype).element_size()
         return bs * max(1, self.CHUNK_BYTES // (per_image * bs))
 
-    def transform(self, images: torch.Tensor) -> torch.Tensor:
+    def alternate_flips(
+        self, idx: torch.Tensor | None, start: int, stop: int
+    ) -> torch.Tensor | None:
+        """The mirror decisions of images ``idx`` (else ``start:stop``) this epoch under
+        ``flip: alternate``; None otherwise."""
+        if getattr(getattr(self.augmenter, "cfg", None), "flip", None) != "alternate":
+            return None
+        if self._flips is None:
+            from convlab.data.transforms import alternate_flips
+
+            self._flips = alternate_flips(len(self.data), self.data.images.device)
+        base = self._flips[start:stop] if idx is None else self._flips[idx]
+        return base ^ (self.epoch % 2 == 1)
+
+    def transform(
+        self, images: torch.Tensor, flips: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B, C, H', W') float, ready for the model."""
         from convlab.data.transforms import resize
 
         x = images.to(self.dtype).div_(255)
         if self.augmenter is not None:
-            x = self.augmenter(x, self.aug_generator)  # type: ignore[operator]
+            x = self.augmenter(x, self.aug_generator, flips)  # type: ignore[operator]
         if self.resize:
             x = resize(x, self.resize)
         x = self.normalizer(x)  # type: ignore[operator]

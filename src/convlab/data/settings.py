@@ -53,7 +53,10 @@ class AugmentConfig(Strict):
 
     crop_padding: NonNegativeInt = Field(
         0, description="random crop from a copy zero-padded by this many pixels")
-    flip: bool = Field(False, description="horizontal flip with probability 1/2")
+    flip: bool | Literal["alternate"] = Field(False, description=(
+        "horizontal flip with probability 1/2; alternate: each image flipped on every other "
+        "epoch (a fixed random half in odd epochs, the other half in even ones), so every "
+        "image is seen both ways every two epochs"))
     translate: NonNegativeInt = Field(
         0, description="random shift of up to this many pixels in x and y")
     rotate: float = Field(

@@ -250,22 +250,32 @@ class Augmenter:
     def enabled(self) -> bool:
         return self.cfg.enabled
 
-    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        """Augment a float batch (B, C, H, W) in [0, 1]; dtype and memory format kept."""
+    def __call__(
+        self, x: Tensor, generator: torch.Generator, flip: Tensor | None = None
+    ) -> Tensor:
+        """Augment a float batch (B, C, H, W) in [0, 1]; dtype and memory format kept.
+        ``flip``: the (B,) mirror decisions of ``flip: alternate`` (the loader knows each
+        image's index and the epoch)."""
         if not self.enabled:
             return x
         _check_generator(x, generator)
-        return self.apply(x, self.sample(x.shape[0], generator), generator)
+        return self.apply(x, self.sample(x.shape[0], generator, flip), generator)
 
-    def sample(self, batch: int, generator: torch.Generator) -> AugmentParams:
-        """Draw every per-image parameter of one batch, in a fixed order."""
+    def sample(
+        self, batch: int, generator: torch.Generator, flip_given: Tensor | None = None
+    ) -> AugmentParams:
+        """Draw every per-image parameter of one batch, in a fixed order (an alternating
+        flip draws nothing: its decisions are given)."""
         cfg, dev = self.cfg, generator.device
         shift, max_shift = None, cfg.crop_padding + cfg.translate
         for r in (cfg.crop_padding, cfg.translate):
             if r:
                 d = torch.randint(-r, r + 1, (batch, 2), generator=generator, device=dev)
                 shift = d if shift is None else shift + d
-        flip = torch.rand(batch, generator=generator, device=dev) < 0.5 if cfg.flip else None
+        if cfg.flip == "alternate":
+            flip = flip_given
+        else:
+            flip = torch.rand(batch, generator=generator, device=dev) < 0.5 if cfg.flip else None
         rot = cfg.rotate
         angle = _uniform(batch, -rot, rot, generator) if rot else None
         cj = cfg.color_jitter
@@ -286,6 +296,13 @@ class Augmenter:
         if self.cfg.noise:
             x = add_noise(x, self.cfg.noise, generator)
         return x.contiguous(memory_format=fmt)
+
+
+def alternate_flips(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """(n,) bool: the images mirrored in odd epochs under ``flip: alternate`` (a fixed
+    random half, the same in every process); even epochs mirror the others."""
+    gen = torch.Generator().manual_seed(0x0F11B)
+    return (torch.rand(n, generator=gen) < 0.5).to(device)
 
 
 def shift_flip(

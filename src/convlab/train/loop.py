@@ -124,6 +124,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One pass over the training split; None when interrupted (after a checkpoint)."""
         tc, st, loader = self.cfg.train, self.state, self.train_loader
+        loader.epoch = epoch - 1  # an alternating flip mirrors the other half each epoch
         self.model.train()
         for m in self.model.modules():  # e.g. a whitening layer's bias trains N epochs
             if callable(hook := getattr(m, "on_epoch_start", None)):
