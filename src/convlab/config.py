@@ -286,7 +286,7 @@ class MatchParamsConfig(Strict):
 class TensorBoardTracking(Strict):
     """TensorBoard event files: scalars, and the config as HParams to compare trials."""
 
-    name: Literal["tensorboard"] = "tensorboard"
+    name: Literal["tensorboard"] = Field("tensorboard", description="which tracker: tensorboard")
     log_dir: Path | None = Field(None, description=(
         "where the event files go (a folder per run below it); default: <run folder>/"
         "tensorboard, so `tensorboard --logdir runs` shows every run"))
@@ -295,7 +295,7 @@ class TensorBoardTracking(Strict):
 class MlflowTracking(Strict):
     """An MLflow run per convlab run: params, metrics, tags, artifacts."""
 
-    name: Literal["mlflow"] = "mlflow"
+    name: Literal["mlflow"] = Field("mlflow", description="which tracker: mlflow")
     tracking_uri: str | None = Field(None, description=(
         "default: $MLFLOW_TRACKING_URI, else sqlite:///<runs root>/mlflow.db"))
     experiment: str | None = Field(None, description="MLflow experiment; default: name")
@@ -304,7 +304,7 @@ class MlflowTracking(Strict):
 class WandbTracking(Strict):
     """A Weights & Biases run; offline (``wandb sync`` uploads later) unless told."""
 
-    name: Literal["wandb"] = "wandb"
+    name: Literal["wandb"] = Field("wandb", description="which tracker: wandb")
     project: str | None = Field(None, description="W&B project; default: the name")
     entity: str | None = Field(None, description="W&B entity (user or team)")
     mode: Literal["offline", "online", "disabled"] | None = Field(None, description=(
