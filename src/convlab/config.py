@@ -157,7 +157,7 @@ class ScheduleConfig(_RegistryEntrySection):
     _default: ClassVar[str] = "constant"
 
     name: str = Field("constant", description="a registered schedule: constant, step, "
-                      "exponential, cosine, onecycle, linear")
+                      "exponential, cosine, onecycle, linear, triangle")
     warmup_epochs: NonNegativeFloat = Field(
         0.0, description="linear warm-up from 0 over this many epochs, before any schedule")
 
@@ -200,6 +200,9 @@ class EMAConfig(Strict):
     every: PositiveInt = Field(1, description="optimizer steps between updates")
     start_epoch: NonNegativeInt = Field(
         0, description="epochs trained before averaging starts (0: from the first step)")
+    lookahead: bool = Field(False, description=(
+        "after each update, put the average back into the trained weights (Lookahead, "
+        "Zhang et al. 2019; airbench's scheme)"))
 
 
 class TTAConfig(Strict):
@@ -210,6 +213,9 @@ class TTAConfig(Strict):
     test: list[Literal["flip", "translate"]] = Field(
         default_factory=list, description="views for the test split: flip, translate")
     pixels: PositiveInt = Field(1, description="the translation's shift in pixels")
+    at: Literal["last", "every"] = Field("last", description=(
+        "last: only the final epoch's evaluation (the run's result) uses the views, as "
+        "airbench does, since each view costs a forward pass; every: each epoch's"))
 
 
 class TrainConfig(Strict):

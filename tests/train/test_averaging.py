@@ -115,3 +115,22 @@ def test_alternate_flip_mirrors_each_image_on_every_other_epoch() -> None:
     loader.epoch = 2
     assert second == [not f for f in first] and mirrored() == first
     assert 0 < sum(first) < 8  # a random half, not all or none
+
+
+def test_lookahead_puts_the_average_back_into_the_weights() -> None:
+    w = nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(w, decay=0.5, every=1, start_epoch=0, lookahead=True)
+    w.weight.data.fill_(2.0)
+    avg.step(w, 1, 1)  # the first update copies: 2
+    w.weight.data.fill_(4.0)
+    avg.step(w, 2, 1)  # 0.5 * 2 + 0.5 * 4 = 3, and the weights go back to it
+    assert float(avg.module.weight.detach()) == 3.0 == float(w.weight.detach())
+
+
+def test_the_triangle_schedule_rises_then_falls_linearly() -> None:
+    from convlab.config import load_config
+    from convlab.train.optim import lr_factor
+
+    cfg = load_config({"schedule": {"name": "triangle"}}).schedule
+    assert [round(lr_factor(cfg, e, 10, 1.0), 6) for e in (0, 1, 2, 6, 10)] == [
+        0.2, 0.6, 1.0, 0.5, 0.0]

@@ -74,6 +74,21 @@ def linear(s: NoSettings, epoch: float, epochs: int, base_lr: float) -> float:
     return max(0.0, 1 - epoch / epochs)
 
 
+class TriangleSettings(Strict):
+    start: float = Field(0.2, ge=0, le=1, description="factor at the first step")
+    peak_at: float = Field(0.2, gt=0, lt=1, description="fraction of training at the peak")
+    end: float = Field(0.0, ge=0, le=1, description="factor at the last step")
+
+
+@register_schedule("triangle", TriangleSettings, "linear from start to 1 at peak_at, then "
+                   "linear to end (airbench's one-cycle shape)")
+def triangle(s: TriangleSettings, epoch: float, epochs: int, base_lr: float) -> float:
+    t = epoch / epochs
+    if t < s.peak_at:
+        return s.start + (1 - s.start) * t / s.peak_at
+    return 1 + (s.end - 1) * (t - s.peak_at) / (1 - s.peak_at)
+
+
 def cos_between(a: float, b: float, t: float) -> float:
     """Cosine interpolation from a (t=0) to b (t=1)."""
     return b + (a - b) * (1 + math.cos(math.pi * t)) / 2

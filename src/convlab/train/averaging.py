@@ -2,8 +2,9 @@
 
 - :class:`WeightAverage`: an exponential moving average of the weights (and BatchNorm
   buffers), through torch's own ``AveragedModel`` with its EMA update; updated every
-  ``every`` steps from ``start_epoch`` on. Once it has been updated, evaluation, the best
-  and the final weights are the average's.
+  ``every`` steps from ``start_epoch`` on; with ``lookahead`` the trained weights are set
+  to the average after each update. Once it has been updated, evaluation, the best and
+  the final weights are the average's.
 - :class:`TTAModel`: the mean of the logits over fixed views of each image (the
   image, its mirror, small translations), chosen per split (``train.tta``). Averaging in
   logit space, as airbench does, keeps the loss comparable with the plain model's.
@@ -20,10 +21,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 
 class WeightAverage:
-    def __init__(self, model: nn.Module, decay: float, every: int, start_epoch: int) -> None:
+    def __init__(self, model: nn.Module, decay: float, every: int, start_epoch: int,
+                 lookahead: bool = False) -> None:
         self.avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
                                  use_buffers=True)
-        self.every, self.start_epoch = every, start_epoch
+        self.every, self.start_epoch, self.lookahead = every, start_epoch, lookahead
 
     @property
     def active(self) -> bool:
@@ -38,6 +40,12 @@ class WeightAverage:
         """After optimizer step ``step`` (1-based) of epoch ``epoch`` (1-based)."""
         if epoch > self.start_epoch and step % self.every == 0:
             self.avg.update_parameters(model)
+            if self.lookahead:  # the trained weights continue from the average
+                with torch.no_grad():
+                    for mine, avg in zip(model.state_dict().values(),
+                                         self.avg.module.state_dict().values(), strict=True):
+                        if mine.is_floating_point():
+                            mine.copy_(avg)
 
     def state_dict(self) -> dict[str, Any]:
         return self.avg.state_dict()

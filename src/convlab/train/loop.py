@@ -278,8 +278,11 @@ class Trainer:
         """The network that evaluates ``split``: the weights (compiled when the model is
         and no average is used), wrapped in test-time augmentation where asked."""
         net = self.net if self.weights() is self.model else self.weights()
-        views = getattr(self.cfg.train.tta, split, None) if split in ("val", "test") else None
-        return TTAModel(net, views, self.cfg.train.tta.pixels) if views else net
+        tta = self.cfg.train.tta
+        views = getattr(tta, split, None) if split in ("val", "test") else None
+        if tta.at == "last" and self.state.epoch + 1 < self.cfg.train.epochs:
+            views = None  # only the final evaluation pays for the views
+        return TTAModel(net, views, tta.pixels) if views else net
 
     def _divergence_message(self, epoch: int, value: float) -> str:
         lr = self.optimizer.param_groups[0]["lr"]

@@ -236,7 +236,7 @@ def make_trainer(
         from convlab.train.averaging import WeightAverage
 
         e = cfg.train.ema
-        ema = WeightAverage(model, e.decay, e.every, e.start_epoch)
+        ema = WeightAverage(model, e.decay, e.every, e.start_epoch, e.lookahead)
     return Trainer(
         cfg=cfg, model=model, net=net, optimizer=optimizer, scheduler=scheduler, ema=ema,
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
