@@ -240,3 +240,24 @@ def test_against_seed_noise() -> None:
     assert "more than the spread" in against_seed_noise(compare_runs(runs),  # type: ignore[operator]
                                                         "model.head.flatten_order")
     assert against_seed_noise(compare_runs(runs), "optim.lr") is None
+
+
+def test_a_study_group_over_seeds_says_whether_its_setting_beats_noise(tmp_path: Path) -> None:
+    from convlab.report.compare import seed_noise_sentence
+    from convlab.report.report import write_grouped_report
+
+    def run(order: str, seed: int, acc: float) -> RunData:
+        c = cfg(desc=order)
+        c["seed"] = seed
+        c["model"]["head"] = {"hidden": [], "flatten_order": order}
+        final = {"train.loss": 0.5, "train.top1": 0.7, "test.loss": 1.1, "test.top1": acc}
+        return RunData(f"flatten-order/{order}-{seed}", c, final=final, best=dict(final),
+                       best_epoch=1, params=10, summary={"epochs_done": 1})
+
+    runs = [run(o, s, 0.6 + s / 100) for o in ("natural", "permuted") for s in range(3)]
+    sentence = seed_noise_sentence(runs)
+    assert sentence is not None and "within the spread between seeds" in sentence
+    assert seed_noise_sentence(runs[:1]) is None
+    files = write_grouped_report([("flatten-order", "natural vs permuted", runs)],
+                                 tmp_path / "report", "Study capacity (smoke)")
+    assert sentence in files.markdown.read_text()

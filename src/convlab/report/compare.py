@@ -347,6 +347,18 @@ def against_seed_noise(cmp: Comparison, key: str,
             f"{scale * diff:.2f}{unit}, is {verdict} ({scale * spread:.2f}{unit})")
 
 
+def seed_noise_sentence(runs: Sequence[RunData]) -> str | None:
+    """:func:`against_seed_noise` for a group of runs that differ in one setting besides
+    the seed (and the description naming it), each value repeated over seeds; else None."""
+    cmp = compare_runs(runs)
+    keys = [k for k in cmp.settings if k not in ("seed", "description")]
+    if len(keys) != 1 or "seed" not in cmp.settings:
+        return None
+    held = "final:val.top1" if any(r.get("final:val.top1") is not None for r in cmp.rows) \
+        else "final:test.top1"
+    return against_seed_noise(cmp, keys[0], held)
+
+
 def render_json(cmp: Comparison) -> str:
     """One object per run, CSV names as keys, raw values (accuracies as fractions)."""
     out = []

@@ -35,6 +35,7 @@ from convlab.report.compare import (
     md_escape,
     render_csv,
     right_aligned,
+    seed_noise_sentence,
 )
 from convlab.report.data import SPLITS, ReportError, RunData, load_runs
 
@@ -822,7 +823,9 @@ def write_grouped_report(
         for name, description, runs in groups:
             part = build_report(runs, out / "figures" / name, name)
             total += len(runs)
-            sections.append(Section(f"{name}", None, [Text(description)] if description else []))
+            blocks = [Text(description)] if description else []
+            noise = seed_noise_sentence(runs)  # one setting over seeds: beyond noise?
+            sections.append(Section(f"{name}", None, blocks + ([Text(noise)] if noise else [])))
             sections += [Section(f"{name}: {s.title}", s.finding, s.blocks, level=2)
                          for s in part.sections]
         sections += extra
