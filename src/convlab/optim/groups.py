@@ -48,9 +48,10 @@ class GroupRule(Strict):
 def param_groups(
     model: Any, rules: list[GroupRule] | tuple[GroupRule, ...], lr: float, weight_decay: float
 ) -> list[dict[str, Any]]:
-    """Optimizer parameter groups of the trainable parameters: one per rule that matched
-    something (its ``lr`` and ``weight_decay`` scaled), then the rest at the base values.
-    Frozen parameters stay out."""
+    """Optimizer parameter groups of the trainable parameters: the rest at the base values
+    first (the learning rate a run reports is its first group's), then one per rule that
+    matched something (its ``lr`` and ``weight_decay`` scaled). Frozen parameters stay
+    out."""
     owners = {f"{mod_name}.{p_name}" if mod_name else p_name: mod
               for mod_name, mod in model.named_modules()
               for p_name, _ in mod.named_parameters(recurse=False)}
@@ -65,9 +66,8 @@ def param_groups(
                 break
         else:
             rest.append(p)
-    groups = [{"params": ps, "lr": lr * r.lr_mult,
-               "weight_decay": weight_decay * r.weight_decay_mult}
-              for r, ps in zip(rules, buckets, strict=True) if ps]
-    if rest:
-        groups.append({"params": rest, "lr": lr, "weight_decay": weight_decay})
+    groups = [{"params": rest, "lr": lr, "weight_decay": weight_decay}] if rest else []
+    groups += [{"params": ps, "lr": lr * r.lr_mult,
+                "weight_decay": weight_decay * r.weight_decay_mult}
+               for r, ps in zip(rules, buckets, strict=True) if ps]
     return groups
