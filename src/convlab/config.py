@@ -49,6 +49,19 @@ from convlab.schema import (  # noqa: F401 - re-exported: the config's vocabular
 # -------------------------------------------------------------------------- model
 
 
+def split_named_section(data: Any, default: str) -> tuple[str, dict[str, Any]]:
+    """A section that names a registry entry (``{name: cnn, ...}`` or just ``cnn``):
+    (the name, the other keys)."""
+    if data is None:
+        data = {}
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a mapping with a 'name', got {data!r}")
+    rest = dict(data)
+    return rest.pop("name", default), rest
+
+
 class ModelConfig(BaseModel):
     """``name`` picks a builder (``cnn``, ``mlp``), a named architecture (``pw1``), a
     registered user model, or user code named by a colon (``nets.py:TinyNet``).
@@ -68,14 +81,7 @@ class ModelConfig(BaseModel):
     def _resolve(cls, data: Any) -> Any:
         from convlab.models import resolve_settings  # models import torch: keep it lazy
 
-        if data is None:
-            data = {}
-        if isinstance(data, str):
-            data = {"name": data}
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping with a 'name', got {data!r}")
-        rest = dict(data)
-        name = rest.pop("name", "cnn")
+        name, rest = split_named_section(data, "cnn")
         return {"name": name, **resolve_settings(name, rest)}
 
     @property
@@ -108,14 +114,7 @@ class _RegistryEntrySection(BaseModel):
     def _resolve(cls, data: Any) -> Any:
         from convlab import optim  # the registries; models' layer, below config
 
-        if data is None:
-            data = {}
-        if isinstance(data, str):
-            data = {"name": data}
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping with a 'name', got {data!r}")
-        rest = dict(data)
-        name = rest.pop("name", cls._default)
+        name, rest = split_named_section(data, cls._default)
         common = {k: rest.pop(k) for k in list(rest) if k in cls.model_fields}
         registry = getattr(optim, cls._registry)
         return {"name": name, **common,
