@@ -199,8 +199,10 @@ def test_comparison_leads_with_names_and_key_metrics(multi_report: Any) -> None:
     md = multi_report.markdown.read_text()
     compact = md.split("## Comparison", 1)[1].split("<details>", 1)[0]
     header = next(line for line in compact.splitlines() if line.startswith("| run |"))
-    assert header == ("| run | params | final test top-1 % | final validation top-1 % | "
-                      "final test loss | final train top-1 % | epochs |")
+    # runs named by their folders (trial-0, ...) keep the settings that tell them apart
+    assert header == ("| run | 0.channels | 1.channels | track_grad_norms | params | "
+                      "final test top-1 % | final validation top-1 % | final test loss | "
+                      "final train top-1 % | epochs |")
     # the full table, with every differing setting, is folded below it, and a CSV beside
     full = md.split("<details>", 1)[1].split("</details>", 1)[0]
     assert "| model.stages.0.channels |" in full and "| best epoch |" in full
@@ -323,3 +325,19 @@ def test_shared_settings_nest_like_a_config_file() -> None:
         "data": {"dataset": "mnist"},
         "model": {"stages": [{"channels": 8}, {"channels": 16}], "head": {"hidden": [64]}},
         "x": {1: {"y": 2}}}  # stage 0 at its default: the numbers stay keys
+
+
+def test_short_comparison_keeps_settings_when_runs_are_named_by_folder() -> None:
+    from convlab.report.compare import compare_runs
+    from convlab.report.data import RunData
+    from convlab.report.report import key_table
+
+    runs = [RunData(f"trial-{i}", {"optim": {"lr": lr}, "description": "same"}, params=10,
+                    final={"test.top1": 0.5 + i / 10}) for i, lr in enumerate((0.1, 0.01))]
+    cmp = compare_runs(runs)
+    named = key_table(cmp, runs, ["lr=0.1", "lr=0.01"], "test")
+    assert named.header[:2] == ["run", "params"]  # the names say the settings
+    by_folder = key_table(cmp, runs, cmp.short_labels(), "test")
+    assert by_folder.header[:3] == ["run", "lr", "params"]
+    assert [row[1] for row in by_folder.rows] == ["0.1", "0.01"]
+    assert by_folder.header[by_folder.key] == "final test top-1 %"

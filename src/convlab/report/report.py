@@ -380,8 +380,12 @@ def key_table(cmp: Comparison, runs: Sequence[RunData], names: Sequence[str],
               split: str) -> Table:
     """The comparison that fits the page: each run by its description, its parameter
     count, the key metric (final held-out top-1) and a few beside it; the settings go
-    to the full table (the names already carry the ones that tell runs apart)."""
+    to the full table (the names already carry the ones that tell runs apart). Runs
+    named only by their folders keep up to ``KEY_SETTINGS`` differing settings here."""
     held = fd.split_name(split)
+    by_folder = list(names) == cmp.short_labels()
+    short = cmp.short_names()
+    shown = [k for k in cmp.settings if k != "description"][:KEY_SETTINGS] if by_folder else []
     cols: list[tuple[str, str, Any]] = [
         (f"final {held} top-1 %", "acc", lambda r: r.final.get(f"{split}.top1")),
         (f"final {held} loss", "loss", lambda r: r.final.get(f"{split}.loss")),
@@ -391,16 +395,23 @@ def key_table(cmp: Comparison, runs: Sequence[RunData], names: Sequence[str],
         cols.insert(1, ("final validation top-1 %", "acc", lambda r: r.final.get("val.top1")))
     cols.append(("epochs", "int", lambda r: r.epochs_done))
     bad = any(r.status != "completed" for r in runs)
-    header = ["run", *(["status"] if bad else []), "params", *(c[0] for c in cols)]
+    header = ["run", *(["status"] if bad else []), *(short[k] for k in shown), "params",
+              *(c[0] for c in cols)]
     rows = []
-    for r, n in zip(runs, names, strict=True):
-        row = [n, *([r.status] if bad else []), format_cell(r.params, "int")]
+    for i, (r, n) in enumerate(zip(runs, names, strict=True)):
+        row = [n, *([r.status] if bad else []),
+               *(format_cell(cmp.rows[i].get(f"set:{k}"), "setting") for k in shown),
+               format_cell(r.params, "int")]
         row += [format_cell(get(r), kind) for _, kind, get in cols]
         rows.append(row)
-    right = [False, *([False] if bad else []), True, *(True for _ in cols)]
+    right = [False, *([False] if bad else []), *(False for _ in shown), True,
+             *(True for _ in cols)]
     return Table(header, rows, right, "Final metrics of each run (last epoch); accuracies "
                  "in %. The full table below adds every setting that differs and the best "
                  "epochs.", key=header.index(cols[0][0]), css="comparison")
+
+
+KEY_SETTINGS = 3  # differing settings the short comparison keeps when names cannot say them
 
 
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
