@@ -251,3 +251,17 @@ def test_overfitting_over_runs_and_gradient_norms() -> None:
         "Total gradient norm is 1.11 at step 0."
     assert grad_norm_finding([0, 50], {"total": [1.11, 1.112]}).text == \
         "Total gradient norm stays at 1.11 from step 0 to step 50."
+
+
+def test_epoch_0_over_several_runs() -> None:
+    from convlab.report.findings import runs_start_phrase
+
+    def c(loss: float, acc: float) -> dict:
+        return {"test": {"epoch": [0.0, 1.0], "loss": [loss, 0.5], "top1": [acc, 0.9]}}
+
+    assert runs_start_phrase([c(2.31, 0.1), c(2.29, 0.12)], 10) == (
+        "before training, held-out loss is 2.29 to 2.31 and top-1 error 88.0% to 90.0% in "
+        "2 runs (guessing among 10 classes: error 90.0%, loss ln 10 = 2.30)")
+    assert runs_start_phrase([c(2.3, 0.1), c(2.3, 0.1)]) == (
+        "before training, held-out loss is 2.3 and top-1 error 90.0% in 2 runs")
+    assert runs_start_phrase([curves([1.0, 0.5], [0.9, 0.8])]) == ""  # no epoch 0

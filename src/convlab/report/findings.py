@@ -59,7 +59,8 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _sentence(parts: Sequence[str]) -> str:
+def sentence(parts: Sequence[str]) -> str:
+    """Clauses joined by semicolons as one sentence: capital first letter, one full stop."""
     text = "; ".join(p for p in parts if p)
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
@@ -206,6 +207,37 @@ def start_phrase(curves: Mapping[str, Mapping[str, Sequence[float]]],
     return text
 
 
+def runs_start_phrase(runs: Sequence[Mapping[str, Mapping[str, Sequence[float]]]],
+                      num_classes: int | None = None) -> str:
+    """The epoch-0 reading of several runs: the range of their untrained held-out loss
+    and error beside chance; "" unless some run was evaluated before training."""
+    losses, errors = [], []
+    for curves in runs:
+        split = eval_split(curves)
+        c = curves.get(split or "", {})
+        ep = [int(e) for e in c.get("epoch", [])]
+        if 0 in ep:
+            i = ep.index(0)
+            losses.append(c["loss"][i])
+            if len(c.get("top1", [])) > i:
+                errors.append(1 - c["top1"][i])
+    if not losses:
+        return ""
+
+    def span(vs: list[float], fmt: Any) -> str:
+        lo, hi = fmt(min(vs)), fmt(max(vs))
+        return lo if lo == hi else f"{lo} to {hi}"
+
+    text = f"before training, held-out loss is {span(losses, _num)}"
+    if errors:
+        text += f" and top-1 error {span(errors, pct)}"
+    text += f" in {plural(len(losses), 'run')}"
+    if num_classes and num_classes > 1:
+        text += (f" (guessing among {num_classes} classes: error {pct(1 - 1 / num_classes)}, "
+                 f"loss ln {num_classes} = {math.log(num_classes):.2f})")
+    return text
+
+
 def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]],
                            num_classes: int | None = None) -> Finding:
     """Does the held-out loss overfit, flatten, or still fall at the end? Fewer than
@@ -228,7 +260,7 @@ def learning_curve_finding(curves: Mapping[str, Mapping[str, Sequence[float]]],
             error = f" and top-1 error {pct(1 - acc[-1])}" if start and acc else ""
             parts.append(f"after {plural(ep[-1], 'epoch')}, {name} loss is {_num(ev[-1])}{error}")
         parts.append(too_few_epochs(len(ev)) or "")
-        return Finding(_sentence(parts), data=data)
+        return Finding(sentence(parts), data=data)
     of = detect_overfitting(train, ev, ep) if train else None
     if of is not None:
         return Finding(
@@ -328,7 +360,7 @@ def settings_finding(config: Mapping[str, Any], params: int | None,
     aug = [k for k, v in (data.get("augment") or {}).items() if v and not isinstance(v, dict)]
     if aug:
         parts.append("augmentation: " + ", ".join(aug))
-    return Finding(_sentence([", ".join(parts)]))
+    return Finding(sentence([", ".join(parts)]))
 
 
 # ------------------------------------------------------------------ several runs
@@ -385,7 +417,7 @@ def comparison_finding(
             parts.append(f"{len(bad)} did not complete: " + ", ".join(bad))
     if not parts:
         return Finding("No run recorded a held-out accuracy.", "warning")
-    return Finding(_sentence(parts), "warning" if "did not complete" in parts[-1] else "info",
+    return Finding(sentence(parts), "warning" if "did not complete" in parts[-1] else "info",
                    data)
 
 
@@ -445,7 +477,7 @@ def sweep_finding(
             who = (f"runs with {at(lo)} or more" if threshold
                    else f"{len(over)} of {len(x)} runs")
             parts.append(f"{who} overfit during training, after {when}")
-    return Finding(_sentence(parts), "info", data)
+    return Finding(sentence(parts), "info", data)
 
 
 def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
@@ -489,7 +521,7 @@ def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
                      f"none (train accuracy {-narrowest[2]:.1f} points below {held} accuracy)")
             parts.append(f"{narrowest[0]} narrows the gap of train accuracy above {held} "
                          f"accuracy most, from {narrowest[1]:.1f} points to {after}")
-    return Finding(_sentence(parts), data={"largest_gain": up[0] if up[1] > 0 else None,
+    return Finding(sentence(parts), data={"largest_gain": up[0] if up[1] > 0 else None,
                                            "largest_drop": down[0] if down[1] < 0 else None,
                                            "best": best[0],
                                            "narrows_gap": narrowest[0] if narrowest else None})
@@ -522,7 +554,7 @@ def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float
             ": no gradient reaches it"
         parts.append(f"{hi} gets the largest gradients (median {_num(layers[hi])}), {lo} the "
                      f"smallest ({_num(layers[lo])}{spread})")
-    return Finding(_sentence(parts), "warning" if data["spike"] else "info", data)
+    return Finding(sentence(parts), "warning" if data["spike"] else "info", data)
 
 
 def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None],
@@ -533,7 +565,7 @@ def overfitting_finding(labels: Sequence[str], overfits: Sequence[Overfit | None
               if epochs is None or epochs[i] >= MIN_EPOCHS]
     if not judged:
         n = max(epochs or [0])
-        return Finding(_sentence([f"the runs have at most {plural(n, 'trained epoch')}: "
+        return Finding(sentence([f"the runs have at most {plural(n, 'trained epoch')}: "
                                   + (too_few_epochs(n) or "")]),
                        data={"overfit": [], "too_few_epochs": True})
     over = [(labels[i], o) for i in judged if (o := overfits[i]) is not None]
@@ -571,7 +603,7 @@ def step_finding(steps: Mapping[str, Sequence[float]]) -> Finding:
     j = min(range(len(loss)), key=lambda k: loss[k])
     if 0 < j < len(loss) - 1 and loss[-1] - loss[j] > max(REL_TOL * abs(loss[j]), ABS_TOL):
         parts.append(f"it was lowest at step {int(at[j])} ({_num(loss[j])})")
-    return Finding(_sentence(parts), data={"first": loss[0], "last": loss[-1],
+    return Finding(sentence(parts), data={"first": loss[0], "last": loss[-1],
                                            "min_step": int(at[j])})
 
 

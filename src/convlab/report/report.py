@@ -243,12 +243,15 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
         img = _figure(fig_dir, "learning_curves", caption, plots.overlaid_curves,
                       {n: r.curves for n, r in with_curves}, splits=splits,
                       steps=steps if short else None)
-        sections.append(Section(
-            "Learning curves",
-            fd.overfitting_finding([n for n, _ in with_curves],
-                                   [fd.overfit_of(r.curves) for _, r in with_curves],
-                                   [fd.trained_epochs(r.curves) for _, r in with_curves]),
-            [img]))
+        finding = fd.overfitting_finding([n for n, _ in with_curves],
+                                         [fd.overfit_of(r.curves) for _, r in with_curves],
+                                         [fd.trained_epochs(r.curves) for _, r in with_curves])
+        classes = {r.num_classes for _, r in with_curves}
+        start = fd.runs_start_phrase([r.curves for _, r in with_curves],
+                                     classes.pop() if len(classes) == 1 else None)
+        if start:
+            finding = _joined(fd.Finding(fd.sentence([start])), finding)
+        sections.append(Section("Learning curves", finding, [img]))
         if steps and not short:
             img = _figure(fig_dir, "train_steps", "Train loss and top-1 accuracy of each log "
                           "interval against the step, one colour per run.",
