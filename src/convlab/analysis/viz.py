@@ -412,6 +412,14 @@ def _t(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _suptitle(fig: Any, text: str, fontsize: float = 9) -> None:
+    """A figure title wrapped to the figure's width (a long run name is not cut off)."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    fig.suptitle(_t(textwrap.fill(str(text), chars)), fontsize=fontsize)
+
+
 def image_array(img: torch.Tensor) -> Any:
     """uint8 or float (C, H, W) -> numpy (H, W) for grey or (H, W, 3) for RGB in [0, 1]."""
     x = img.detach().float().cpu()
@@ -459,7 +467,7 @@ def plot_filters(weight: torch.Tensor, out: str | Path, title: str = "") -> Path
             _off(ax)
     _hide_rest(axes, len(imgs))
     o, i_, kh, kw = weight.shape
-    fig.suptitle(_t(title or f"{o} filters {i_}x{kh}x{kw}"), fontsize=9)
+    _suptitle(fig, title or f"{o} filters {i_}x{kh}x{kw}")
     return save_png(fig, out)
 
 
@@ -473,7 +481,7 @@ def plot_activations(maps: torch.Tensor, image: torch.Tensor, out: str | Path,
         ax = axes[0][1]
         ax.bar(range(len(maps)), maps.numpy(), width=1.0, color="#4c72b0")
         ax.set(xlabel="unit", ylabel="activation")
-        fig.suptitle(_t(title), fontsize=9)
+        _suptitle(fig, title)
         return save_png(fig, out)
     n = min(len(maps), max_channels)
     rows, cols = _grid(n + 1, 8)
@@ -485,7 +493,7 @@ def plot_activations(maps: torch.Tensor, image: torch.Tensor, out: str | Path,
         _off(flat[c + 1], f"ch {c} (max {float(maps[c].max()):.2g})")
     _hide_rest(axes, n + 1)
     shown = f" (first {n} of {len(maps)} channels)" if n < len(maps) else ""
-    fig.suptitle(_t(f"{title}{shown}"), fontsize=9)
+    _suptitle(fig, f"{title}{shown}")
     return save_png(fig, out)
 
 
@@ -510,7 +518,7 @@ def plot_overlay(maps: torch.Tensor, image: torch.Tensor, out: str | Path, title
     _show(axes[0][0], image, "input")
     for ax, (label, m) in zip(axes[0][1:], panels, strict=True):
         _overlay(ax, image, unit_range(upsample(m, size)), label)  # type: ignore[arg-type]
-    fig.suptitle(_t(title), fontsize=9)
+    _suptitle(fig, title)
     return save_png(fig, out)
 
 
@@ -524,7 +532,7 @@ def plot_gradcam(cam: GradCam, image: torch.Tensor, out: str | Path, title: str 
     axes[0][1].imshow(heat.numpy(), cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
     _off(axes[0][1], f"Grad-CAM ({cam.layer})")
     _overlay(axes[0][2], image, heat, "overlay")
-    fig.suptitle(_t(title), fontsize=9)
+    _suptitle(fig, title)
     return save_png(fig, out)
 
 
@@ -568,7 +576,7 @@ def plot_errors(images: torch.Tensor, labels: Sequence[int], preds: Sequence[int
         fig, axes = _figure(1, 1, 2.5)
         axes[0][0].set_axis_off()
         axes[0][0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
-        fig.suptitle(_t(title), fontsize=9)
+        _suptitle(fig, title)
         return save_png(fig, out)
     rows, cols = _grid(n, 8)
     fig, axes = _figure(rows, cols, 1.5)
@@ -577,5 +585,5 @@ def plot_errors(images: torch.Tensor, labels: Sequence[int], preds: Sequence[int
             _show(ax, images[i], f"true {classes[labels[i]]}\npred {classes[preds[i]]} "
                                  f"({confidence[i]:.2f})")
     _hide_rest(axes, n)
-    fig.suptitle(_t(title), fontsize=9)
+    _suptitle(fig, title)
     return save_png(fig, out)
