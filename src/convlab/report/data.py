@@ -158,17 +158,20 @@ def run_labels(paths: Sequence[Path]) -> list[str]:
 
 
 def _read_config(run: Run) -> dict[str, Any]:
-    """The resolved config; a run written by an older convlab whose config no longer
+    """The resolved config, without where the run was sent (``tracking`` is not a setting
+    of the experiment); a run written by an older convlab whose config no longer
     validates is still shown, from its raw YAML."""
     try:
-        return dict(run.config.to_dict())
+        cfg = dict(run.config.to_dict())
     except ConvlabError:
         from convlab.config import read_yaml
 
         try:
-            return read_yaml(run.config_path)
+            cfg = read_yaml(run.config_path)
         except ConvlabError:
             return {}
+    cfg.pop("tracking", None)
+    return cfg
 
 
 def curves_from_rows(rows: Iterable[dict[str, Any]]) -> Curves:
