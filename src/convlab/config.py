@@ -74,7 +74,8 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    name: str = "cnn"
+    name: str = Field("cnn", description=(
+        "a registered model (convlab models ls), or your own: file.py:Name or module:Name"))
 
     @model_validator(mode="before")
     @classmethod

@@ -14,11 +14,12 @@ from convlab.schema import Activation, Init, Strict
 
 
 class MLPSettings(Strict):
-    hidden: list[PositiveInt] = [256, 256]
-    activation: Activation = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
-    batch_norm: bool = False
-    init: Init = "default"
+    hidden: list[PositiveInt] = Field([256, 256], description="widths of the hidden layers")
+    activation: Activation = Field("relu", description="after each hidden layer")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
+    batch_norm: bool = Field(False, description="BatchNorm after each hidden linear layer")
+    init: Init = Field("default", description=(
+        "weight init: default (PyTorch's), kaiming (ReLU nets) or xavier (tanh)"))
 
 
 class MLP(nn.Sequential):

@@ -39,11 +39,16 @@ def _depth(name: str) -> tuple[Any, list[int], Any]:
 
 
 class ResNetSettings(Strict):
-    weights: str = "none"  # none | imagenet | a path to a .pth or .safetensors state dict
-    freeze: str = "none"  # none | backbone (linear probe) | a stage: conv1 ... layer4
-    backbone_lr: PositiveFloat | None = None  # None: the optimizer's lr for every layer
-    stem: Literal["imagenet", "small"] = "imagenet"  # small: 3x3 stride-1 conv, no max pool
-    dropout: float = Field(0.0, ge=0, lt=1)  # before the new classifier
+    weights: str = Field("none", description=(
+        "none, imagenet, or a path to a .pth or .safetensors state dict"))
+    freeze: str = Field("none", description=(
+        "none, backbone (a linear probe), or a stage (conv1 ... layer4) up to which to freeze"))
+    backbone_lr: PositiveFloat | None = Field(None, description=(
+        "a separate learning rate for the pretrained layers (None: the optimizer's lr)"))
+    stem: Literal["imagenet", "small"] = Field("imagenet", description=(
+        "imagenet: 7x7 stride-2 conv and max pool; small: 3x3 stride-1 conv, no max pool "
+        "(32x32 images)"))
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the new classifier")
 
     @field_validator("freeze")
     @classmethod
