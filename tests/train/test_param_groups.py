@@ -67,3 +67,17 @@ def test_dirac_init_passes_the_input_through() -> None:
     x = torch.randn(2, 3, 6, 6)
     assert torch.allclose(conv(x)[:, :3], x)
     assert not torch.allclose(conv(x)[:, 3:], torch.zeros(2, 2, 6, 6))  # the rest: default
+
+
+def test_cnn_batch_norm_momentum_eps_and_a_frozen_scale() -> None:
+    import convlab
+
+    m = convlab.create_model({"name": "cnn", "stages": [
+        {"channels": 4, "batch_norm": True, "bn_momentum": 0.4, "bn_eps": 1e-12,
+         "bn_weight": "frozen"}]}, (1, 8, 8), 3)
+    bn = m.stage1.body.bn1
+    assert (bn.momentum, bn.eps, bn.weight.requires_grad, bn.bias.requires_grad) == (
+        0.4, 1e-12, False, True)
+    bn.train()
+    bn(torch.ones(2, 4, 3, 3) * 5)
+    assert torch.allclose(bn.running_mean, torch.full((4,), 0.4 * 5))  # 0.6 * 0 + 0.4 * 5

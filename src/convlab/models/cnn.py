@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Literal
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from torch import nn
 
 from convlab.models import register_builder
@@ -36,6 +36,11 @@ class StageSettings(Strict):
     pool: Literal["max", "avg", "none"] = Field("max", description="pooling after the convs")
     pool_size: PositiveInt = Field(2, description="pooling window and stride")
     batch_norm: bool = Field(False, description="BatchNorm after each conv (convs lose bias)")
+    bn_momentum: float = Field(0.1, gt=0, le=1, description=(
+        "BatchNorm running-statistics momentum (PyTorch's convention: weight of the new batch)"))
+    bn_eps: PositiveFloat = Field(1e-5, description="BatchNorm epsilon")
+    bn_weight: Literal["train", "frozen"] = Field("train", description=(
+        "BatchNorm scale: trained, or frozen at 1 (only the shift trains)"))
     activation: Activation = Field("relu", description="after each conv (and the add)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout after pooling")
     residual: bool = Field(False, description=(
@@ -66,7 +71,8 @@ class CNNSettings(Strict):
     )
     head: HeadSettings = Field(HeadSettings(), description="flatten or GAP, then FC layers")
     init: Init = Field("default", description=(
-        "weight init: default (PyTorch's), kaiming (ReLU nets) or xavier (tanh)"))
+        "weight init: default (PyTorch's), kaiming (ReLU nets), xavier (tanh) or dirac "
+        "(identity convolutions)"))
 
     @model_validator(mode="after")
     def _check(self) -> CNNSettings:
@@ -98,7 +104,9 @@ class Stage(nn.Module):
             body[f"conv{j}"] = nn.Conv2d(c_in, s.channels, s.kernel, stride, pad, s.dilation,
                                          bias=not s.batch_norm)
             if s.batch_norm:
-                body[f"bn{j}"] = nn.BatchNorm2d(s.channels)
+                bn = nn.BatchNorm2d(s.channels, eps=s.bn_eps, momentum=s.bn_momentum)
+                bn.weight.requires_grad_(s.bn_weight == "train")
+                body[f"bn{j}"] = bn
             if not (s.residual and j == s.convs):  # residual: activate after the add
                 body[f"act{j}"] = activation(s.activation)
             c_in = s.channels
