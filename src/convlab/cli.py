@@ -251,7 +251,24 @@ def runs_show(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> Non
 
     r = Run.open(run)
     console.print_json(json.dumps(r.summary))
-    console.print(r.metrics_table())
+    console.print(_metrics_table(r.metrics))
+
+
+def _metrics_table(rows: list[dict[str, Any]]) -> Any:
+    """Per-epoch metrics as a person reads them: accuracies in %, losses to 4 significant
+    digits (a long float cut to fit would misread 7.8e-08 as 7.8)."""
+    from rich.table import Table
+
+    def num(v: object, spec: str, scale: float = 1.0) -> str:
+        return "-" if v in (None, "") else format(scale * float(v), spec)  # type: ignore[arg-type]
+
+    table = Table("epoch", "split", "loss", "top1 %", "top5 %", "lr", "time s")
+    for m in rows:
+        table.add_row(str(m.get("epoch", "")), str(m.get("split", "")),
+                      num(m.get("loss"), ".4g"), num(m.get("top1"), ".2f", 100),
+                      num(m.get("top5"), ".2f", 100), num(m.get("lr"), ".3g"),
+                      num(m.get("time_s"), ".1f"))
+    return table
 
 
 def _fmt(v: object, spec: str = ".4f") -> str:

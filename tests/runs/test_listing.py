@@ -71,3 +71,17 @@ def test_runs_ls_at_80_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "gap, lr=0.1" in out and "98.76" in out  # a description; accuracy in %
     assert "report" not in out
     assert out.index("mnist-quick/") < out.index("sweep lr-width")  # plain runs first
+
+
+def test_metrics_table_reads_as_a_person_would() -> None:
+    from rich.console import Console
+
+    from convlab.cli import _metrics_table
+
+    console = Console(record=True, width=80)
+    console.print(_metrics_table([{"epoch": 1, "split": "test", "loss": 7.816e-07,
+                                   "top1": 0.99091, "top5": 1.0, "lr": 0.01,
+                                   "time_s": 3.654}]))
+    text = console.export_text()
+    assert "7.816e-07" in text and "99.09" in text and "100.00" in text and "3.7" in text
+    assert "…" not in text
