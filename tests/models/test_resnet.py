@@ -163,3 +163,23 @@ def test_bad_freeze_value_is_refused_with_the_config() -> None:
 
     with pytest.raises(ConfigError, match="model: freeze: .*expected none, backbone or one of"):
         load_config({"model": {"name": "resnet18", "freeze": "layer9"}})
+
+
+def test_a_pretrained_run_reopens_without_its_original_weights(
+    tmp_path: Path, runs_dir: Path
+) -> None:
+    """A run's own weights replace the pretrained ones, so reopening it reads neither the
+    hub nor the original file, and keeps the input standardization they implied."""
+    weights = _fake_pretrained(tmp_path, ".safetensors")
+    cfg = tiny_config(
+        model={"name": "resnet18", "weights": str(weights), "freeze": "backbone"},
+        data={"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32], "classes": 3,
+                                                    "train_size": 16, "test_size": 8}},
+        train={"epochs": 1, "batch_size": 8, "threads": 2},
+    )
+    r = run(cfg, runs_dir=runs_dir)
+    weights.unlink()
+    model = r.load_model()
+    assert getattr(model, "input_norm", False) and hasattr(model, "rgb_mean")
+    saved = load_file(r.weights_path)
+    assert torch.equal(model.fc.weight, saved["fc.weight"])

@@ -15,9 +15,11 @@ through the entry-point group ``convlab.plugins``. See docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,6 +286,28 @@ def create_model(
     except ValueError as e:
         raise ModelError(f"model {name!r}: {e}") from None
     return build(name, settings, in_shape, num_classes)
+
+
+_SKIP_PRETRAINED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "skip_pretrained", default=False)
+
+
+@contextlib.contextmanager
+def trained_weights_follow() -> Iterator[None]:
+    """While active, builders skip reading pretrained weights (ImageNet, a state-dict
+    file) but keep everything else they imply (the architecture, the input
+    normalization): the caller loads a run's own trained weights over them next, so
+    reopening a run needs neither the network nor the original weights file."""
+    token = _SKIP_PRETRAINED.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_PRETRAINED.reset(token)
+
+
+def pretrained_wanted() -> bool:
+    """False inside :func:`trained_weights_follow`."""
+    return not _SKIP_PRETRAINED.get()
 
 
 def normalizes_own_input(model_cfg: Any) -> bool:

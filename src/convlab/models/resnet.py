@@ -112,7 +112,11 @@ def _build(name: str, s: ResNetSettings, in_shape: tuple[int, int, int],
     if s.stem == "small":
         model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         model.maxpool = nn.Identity()  # type: ignore[assignment]
-    if s.weights == "imagenet":
+    from convlab.models import pretrained_wanted
+
+    if not pretrained_wanted():
+        pass  # a run's own trained weights are loaded over the model next
+    elif s.weights == "imagenet":
         load_backbone(model, imagenet_state_dict(imagenet), f"ImageNet weights {imagenet}")
     elif s.pretrained:
         path = Path(s.weights).expanduser()

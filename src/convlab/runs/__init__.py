@@ -242,9 +242,9 @@ class Run:
 
         model = model if model is not None else self.model_object
         if model is None:
-            from convlab.models import build
+            from convlab.models import build, trained_weights_follow
 
-            with self.user_code():
+            with self.user_code(), trained_weights_follow():
                 cfg = self.config
                 try:
                     model = build(cfg.model.name, cfg.model.settings,

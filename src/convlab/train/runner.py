@@ -446,8 +446,11 @@ def resume_run(
         if model is None and run.summary.get("model_from") == "object":
             raise RunError(f"{run.path}: its model was passed as a Python object; resume it "
                            f"in Python with resume_run(path, model=...)")
-        model = model_for_data(cfg, model, data.shape, data.num_classes) if model is not None \
-            else build_model_for(cfg, run.summary)
+        from convlab.models import trained_weights_follow
+
+        with trained_weights_follow():  # the checkpoint's weights are loaded next
+            model = model_for_data(cfg, model, data.shape, data.num_classes) \
+                if model is not None else build_model_for(cfg, run.summary)
     reporter = reporter or make_reporter(quiet)
     trainer = make_trainer(cfg, data, model, device, run, reporter)
     trainer.load_checkpoint()
