@@ -246,3 +246,15 @@ def test_bad_set_is_one_line_error(body: dict[str, Any], expected: str) -> None:
     with pytest.raises(SweepError) as e:
         plan_sweep(sweep(**body))
     assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_trial_line_shows_accuracy_in_percent_and_fits_80_columns() -> None:
+    from convlab.sweep.execute import trial_line
+
+    line = trial_line(3, 12, "completed", "optim.lr=0.1 model.width=16", "val.top1", 0.91234,
+                      12.34)
+    assert line == "[3/12] completed  optim.lr=0.1 model.width=16  val.top1 91.23%  12.3s"
+    assert len(line) <= 80
+    assert trial_line(1, 2, "failed", "x", "test.loss", float("nan"), 1.0) == \
+        "[1/2] failed  x  1.0s"
+    assert "test.loss 0.1235" in trial_line(1, 2, "completed", "x", "test.loss", 0.123456, 1)
