@@ -323,16 +323,9 @@ def _root(
 
 
 def _one_line_warnings() -> None:
-    """Warnings as one clean line on stderr ("warning: ..."), without the source line
-    Python prints under them: what a person reads is the message."""
-    import warnings
+    from convlab.errors import one_line_warnings
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
-        err_console.print(f"warning: {message}", markup=False, highlight=False,
-                          soft_wrap=True)
-
-    warnings.showwarning = show
+    one_line_warnings()
 
 
 def main() -> None:

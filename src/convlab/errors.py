@@ -25,3 +25,17 @@ class ModelError(ConvlabError, ValueError):
 
 class RunError(ConvlabError):
     """A run folder that is missing, incomplete or cannot be written."""
+
+
+def one_line_warnings() -> None:
+    """Show warnings as one clean line on stderr ("warning: ..."), without the source
+    line Python prints under them: what a person reads is the message. The CLI and each
+    sweep worker process call it at start."""
+    import sys
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show  # type: ignore[assignment]

@@ -518,6 +518,9 @@ class Worker:
 def _worker_main(plan: SweepPlan, spec: StorageSpec, sweep_dir: Path, threads: int,
                  name: str, number: int, verbose: bool) -> None:
     """Entry point of a worker process (spawned: no forked torch state)."""
+    from convlab.errors import one_line_warnings
+
+    one_line_warnings()  # as the CLI shows them
     echo: Echo | None = (lambda s: print(s, flush=True)) if verbose else None
     try:
         worker = Worker(plan, spec, sweep_dir, threads, name, number, echo)
