@@ -80,7 +80,7 @@ def test_quickstart(tmp_path: Path, real_data: Path, monkeypatch: pytest.MonkeyP
     table = cell_with(nb, "render_markdown(summarize")[0].data["text/markdown"]
     assert "Conv2d" in table and "parameters" in table
     probe = cell_with(nb, "equivariance_experiment")[0].data["text/plain"]
-    assert "shifted back by" in probe
+    assert "back by" in probe
     assert len(list((tmp_path / "runs" / "mnist-quick").iterdir())) == 1
 
 

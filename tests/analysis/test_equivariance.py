@@ -41,7 +41,7 @@ def test_shift_by_a_multiple_of_the_stride_is_undone_exactly() -> None:
     # the border, where zero padding meets the wrapped-around pixels
     assert all(interior is not None and interior < 1e-12 for _, interior in e.values())
     assert [r.jump for r in res.layers] == [1, 1, 2]
-    assert res.layers[2].note == "shifted back by 1"
+    assert res.layers[2].note == "back by 1"
 
 
 def test_shift_by_one_breaks_the_pooling_layer_only() -> None:

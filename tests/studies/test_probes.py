@@ -21,7 +21,7 @@ def result(kind: str, amount: float, rows: list[tuple[str, float, int]],
               for name, err, jump in rows]
     if head is not None:
         layers.append(LayerEquivariance("fc", (10,), None, None, head, None,
-                                        "not a feature map: compared as is (invariance)"))
+                                        "invariance"))
     img = torch.zeros(1, 8, 8)
     return EquivarianceResult(Transform(kind, amount), img, img, layers)  # type: ignore[arg-type]
 

@@ -73,9 +73,8 @@ class Transform:
         if self.kind == "shift":
             k = int(self.amount)
             t = round(k / jump)
-            note = f"shifted back by {t}" + ("" if k % jump == 0 else
-                                             f" (approximate: {k} is not a multiple of the "
-                                             f"jump {jump})")
+            # short: the table must fit 80 columns
+            note = f"back by {t}" + ("" if k % jump == 0 else " ~")  # ~: see render_table
             return shift_image(f, -t, self.boundary), note
         return _rotate(f, -self.amount, None if self.quarter_turns is None
                        else (-self.quarter_turns) % 4), f"rotated back by {-self.amount:g}"
@@ -182,7 +181,7 @@ def equivariance_experiment(
         if not is_feature_map(tuple(a.shape[1:])):
             err = rel_error(b - a, a)
             rows.append(LayerEquivariance(n, tuple(a.shape[1:]), jump, rf, err, None,
-                                          "not a feature map: compared as is (invariance)"))
+                                          "invariance"))
             continue
         undone, note = transform.undo(b, jump or 1)
         err = rel_error(undone - a, a)
@@ -338,11 +337,17 @@ def render_csv(result: EquivarianceResult) -> str:
 
 
 def render_table(result: EquivarianceResult) -> Any:
+    from rich import box
     from rich.table import Table
 
-    t = Table("layer", "output", "jump", "rf", "rel. error", "interior", "undo",
-              title=f"equivariance to {result.transform.describe()}")
+    # compact (no inner rules, 3 significant digits) so that it fits 80 columns
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+              title=f"equivariance to {result.transform.describe()}",
+              caption="~: approximate, the shift is not a multiple of the layer's jump; "
+                      "invariance: not a feature map, compared as is")
+    for name in ("layer", "output", "jump", "rf", "rel. error", "interior", "undo"):
+        t.add_column(name, no_wrap=name in ("layer", "output"))
     for r in result.layers:
         t.add_row(r.layer, "x".join(map(str, r.shape)), _num(r.jump), _num(r.rf),
-                  _num(r.error), _num(r.interior), r.note)
+                  _num(r.error, ".2e"), _num(r.interior, ".2e"), r.note)
     return t
