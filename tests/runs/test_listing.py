@@ -36,6 +36,8 @@ def _layout(root: Path) -> None:
     (study / "width" / "sweep.yaml").write_text("name: width\n")
     _run(study / "width" / "runs" / "capacity" / "20261201-211000-bbbbbbbb", "width=8")
     (root / "mnist-quick" / "20261201-220000-killed00").mkdir()  # killed before a write
+    (root / "mnist-quick" / "report").mkdir()  # `convlab report runs/mnist-quick`
+    (root / "mnist-quick" / "report" / "report.html").write_text("<html></html>")
 
 
 def test_sweeps_and_studies_are_walked_and_grouped(tmp_path: Path) -> None:

@@ -341,7 +341,7 @@ def list_grouped_runs(
             if _is_sweep(d):
                 experiments(d / "runs", d.relative_to(root).as_posix())
                 continue
-            if (d / "summary.json").is_file() or (d / "report.md").is_file():
+            if (d / "summary.json").is_file() or _is_report(d):
                 continue  # a run at the wrong depth, or a report folder
             if d.name == "studies" or any(_is_sweep(x) for x in _subfolders(d)):
                 experiments(d, group)  # a study: its groups are sweeps
@@ -349,6 +349,8 @@ def list_grouped_runs(
             if experiment and not fnmatch.fnmatchcase(d.name, experiment):
                 continue
             for run_dir in _subfolders(d):
+                if _is_report(run_dir):
+                    continue  # `convlab report runs/exp` writes runs/exp/report/
                 try:
                     run = Run.open(run_dir)
                 except RunError:
@@ -367,6 +369,12 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and not p.is_symlink())
+
+
+def _is_report(folder: Path) -> bool:
+    """A report folder (report.md / report.html), not a run: it has no summary.json."""
+    return not (folder / "summary.json").exists() and any(
+        (folder / n).is_file() for n in ("report.md", "report.html"))
 
 
 def _is_sweep(folder: Path) -> bool:
