@@ -68,3 +68,24 @@ def tiny_config(**sections: Any) -> dict[str, Any]:
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+def run_cli(args: Any, capsys: pytest.CaptureFixture[str],
+            monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """The real entry point, in-process: (exit code, stdout, stderr)."""
+    from convlab.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["convlab", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``cli("summary", "pw1")`` -> (exit code, stdout, stderr), in-process."""
+    return lambda *args: run_cli(args, capsys, monkeypatch)

@@ -5,28 +5,19 @@
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from convlab.commands.keys import experiment_keys, matching
 from convlab.config import ConfigError, EmptyExperimentWarning, load_config
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str],
          monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    from convlab.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["convlab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(args, capsys, monkeypatch)
 
 
 def test_keys_rows_name_type_default_and_owner() -> None:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from convlab.cli import main
+from conftest import run_cli
 from convlab.data.spec import DATASETS
 from data.fabricate import fabricate_cifar100, tree_files, write_tree
 
 
 def cli(*args: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["convlab", *map(str, args)])
     monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(args, capsys, monkeypatch)
 
 
 @pytest.fixture(autouse=True)
