@@ -59,14 +59,19 @@ def test_pretrained_model_standardizes_its_input_and_takes_grey(tmp_path: Path) 
     assert normalizes_own_input(cfg.model) and effective_normalize("auto", True) == "none"
 
 
-def test_freeze_backbone_is_a_linear_probe(tmp_path: Path, runs_dir: Path) -> None:
-    weights = _fake_pretrained(tmp_path, ".safetensors")
-    cfg = tiny_config(
+def linear_probe_config(weights: Path) -> dict:
+    """One epoch of a linear probe of resnet18 (these weights) on tiny RGB images."""
+    return tiny_config(
         model={"name": "resnet18", "weights": str(weights), "freeze": "backbone"},
         data={"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32], "classes": 3,
                                                     "train_size": 16, "test_size": 8}},
         train={"epochs": 1, "batch_size": 8, "threads": 2},
     )
+
+
+def test_freeze_backbone_is_a_linear_probe(tmp_path: Path, runs_dir: Path) -> None:
+    weights = _fake_pretrained(tmp_path, ".safetensors")
+    cfg = linear_probe_config(weights)
     r = run(cfg, runs_dir=runs_dir)
     after = load_file(r.weights_path)
     before = load_file(str(weights))
@@ -171,12 +176,7 @@ def test_a_pretrained_run_reopens_without_its_original_weights(
     """A run's own weights replace the pretrained ones, so reopening it reads neither the
     hub nor the original file, and keeps the input standardization they implied."""
     weights = _fake_pretrained(tmp_path, ".safetensors")
-    cfg = tiny_config(
-        model={"name": "resnet18", "weights": str(weights), "freeze": "backbone"},
-        data={"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32], "classes": 3,
-                                                    "train_size": 16, "test_size": 8}},
-        train={"epochs": 1, "batch_size": 8, "threads": 2},
-    )
+    cfg = linear_probe_config(weights)
     r = run(cfg, runs_dir=runs_dir)
     weights.unlink()
     model = r.load_model()
