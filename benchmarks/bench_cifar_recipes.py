@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--max-tries", type=int, default=2)
     p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--figure", type=Path, default=FIGURE, help="where the figure goes")
     a = p.parse_args(argv)
     data_root()
     facts = machine()
@@ -155,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{'met' if worst <= wall_t else 'MISSED'}", flush=True)
     heads = ["recipe", "seed", "test top-1 %", "wall min", "train img/s", "bound img/s",
              "bound / convlab", "others"]
-    text = "\n".join([header, "", table(heads, rows), f"\nfigure: {FIGURE.name}"])
-    plot(curves, FIGURE)
+    text = "\n".join([header, "", table(heads, rows), f"\nfigure: {a.figure.name}"])
+    plot(curves, a.figure)
     print("\n" + text)
     if a.markdown:
         Path(a.markdown).write_text(text + "\n")
