@@ -44,6 +44,29 @@ class DownloadError(Exception):
     """A download that failed; loaders turn it into a DataError that says what to do."""
 
 
+def find_or_download(
+    path: Path | None, root: Path, name: str, marker: str, download: bool,
+    fetch_folder: Callable[[Path], Path], missing: Callable[[Path, str], str],
+    holds: str | None = None,
+) -> Path:
+    """The folder ``name`` of a dataset, told by its file ``marker``: ``data.path`` itself
+    or ``data.path/name`` when given, else ``<root>/name``, else ``fetch_folder(root)``
+    when downloads are allowed. ``missing(folder, why)`` words the one-line error;
+    ``holds`` names the marker in it (default: the marker)."""
+    folder = path if path is not None else root / name
+    if path is not None and not (folder / marker).is_file():
+        folder = path / name
+    if (folder / marker).is_file():
+        return folder
+    if path is not None or not download:
+        why = "data.download is false" if path is None else f"data.path holds no {holds or marker}"
+        raise DataError(missing(folder, why))
+    try:
+        return fetch_folder(root)
+    except DownloadError as e:
+        raise DataError(missing(folder, f"download failed: {e}")) from None
+
+
 def tree_kind(path: Path) -> str:
     """``"folder"``, ``"zip"`` or ``"tar"``: by type and suffix, else by content."""
     if path.is_dir():

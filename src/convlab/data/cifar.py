@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from convlab.data import ImageSet, RawDataset
-from convlab.data.archive import DownloadError, extract_folder, extract_members, fetch
+from convlab.data.archive import (
+    DownloadError,
+    extract_folder,
+    extract_members,
+    fetch,
+    find_or_download,
+)
 from convlab.data.classes import CIFAR10_CLASSES, CIFAR100_COARSE, CIFAR100_FINE
 from convlab.errors import DataError
 
@@ -243,17 +249,9 @@ def load_cifar100(root: Path, path: Path | None = None, download: bool = True,
                   label: str = "fine") -> RawDataset:
     """CIFAR-100 from ``path`` (the ``cifar-100-python`` folder or one holding it), else
     ``<root>/cifar-100-python``, else a download; ``label`` picks fine or coarse labels."""
-    folder = path if path is not None else root / CIFAR100_FOLDER
-    if path is not None and not (folder / "train").is_file():
-        folder = path / CIFAR100_FOLDER
-    if not (folder / CIFAR100_FILES[0]).is_file():
-        if path is not None or not download:
-            why = "data.download is false" if path is None else "data.path holds no train file"
-            raise DataError(_missing_100(folder, root, why))
-        try:
-            folder = download_cifar100(root)
-        except DownloadError as e:
-            raise DataError(_missing_100(folder, root, f"download failed: {e}")) from None
+    folder = find_or_download(path, root, CIFAR100_FOLDER, CIFAR100_FILES[0], download,
+                              download_cifar100, lambda f, why: _missing_100(f, root, why),
+                              holds="train file")
     classes = CIFAR100_FINE if label == "fine" else CIFAR100_COARSE
     splits = [read_cifar_batch(folder / name, f"{label}_labels", len(classes))
               for name in CIFAR100_FILES]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from convlab.data import ImageSet, RawDataset
-from convlab.data.archive import DownloadError, extract_members, fetch
+from convlab.data.archive import extract_members, fetch, find_or_download
 from convlab.data.classes import STL10_CLASSES
 from convlab.errors import DataError
 
@@ -26,17 +26,8 @@ MAX_BIN_BYTES = 1 << 30  # test_X.bin, the largest labelled file, is 221 MB
 def load_stl10(root: Path, path: Path | None = None, download: bool = True) -> RawDataset:
     """``path`` (``stl10_binary/`` or a folder holding it), else ``<root>/stl10_binary``,
     else a download of the tarball (2.6 GB) from which the four labelled files are taken."""
-    folder = path if path is not None else root / FOLDER
-    if path is not None and not (folder / "train_X.bin").is_file():
-        folder = path / FOLDER
-    if not (folder / "train_X.bin").is_file():
-        if path is not None or not download:
-            why = "data.download is false" if path is None else "data.path holds no train_X.bin"
-            raise DataError(_missing_message(folder, root, why))
-        try:
-            folder = download_stl10(root)
-        except DownloadError as e:
-            raise DataError(_missing_message(folder, root, f"download failed: {e}")) from None
+    folder = find_or_download(path, root, FOLDER, "train_X.bin", download, download_stl10,
+                              lambda f, why: _missing_message(f, root, why))
     train, test = (read_split(folder, split) for split in SPLITS)
     return RawDataset("stl10", train, test, list(STL10_CLASSES), str(folder))
 
