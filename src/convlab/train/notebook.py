@@ -139,14 +139,9 @@ class NotebookReporter(Reporter):
         if not force and now - self.last_draw < EVERY_S:
             return
         self.last_draw = now
-        if self.handle is None:
-            show = self._display
-            if show is None:
-                from IPython.display import display as show
-            self.handle = show(self.view(), display_id=True)
-        else:
-            self.handle.update(self.view())
-            self.updates += 1
+        updating = self.handle is not None
+        self.handle = show_in_place(self.handle, self._display, self.view())
+        self.updates += updating
 
     # -- the Reporter hooks ----------------------------------------------------------
 
@@ -211,13 +206,7 @@ class NotebookLog:
     def __call__(self, line: str) -> None:
         self.count += 1
         self.lines = [*self.lines, line][-self.keep:]
-        if self.handle is None:
-            show = self._display
-            if show is None:
-                from IPython.display import display as show
-            self.handle = show(self.view(), display_id=True)
-        else:
-            self.handle.update(self.view())
+        self.handle = show_in_place(self.handle, self._display, self.view())
 
 
 def _reporter_in_a_notebook() -> Reporter | None:
@@ -226,3 +215,16 @@ def _reporter_in_a_notebook() -> Reporter | None:
 
 
 progress.notebook_reporter = _reporter_in_a_notebook
+
+
+def show_in_place(handle: Any, display: Any, view: Any) -> Any:
+    """Show ``view`` as a new display the first time (``handle`` None), else replace the
+    content of that display in place; returns the handle. ``display``: IPython's by
+    default (tests pass their own)."""
+    if handle is not None:
+        handle.update(view)
+        return handle
+    show = display
+    if show is None:
+        from IPython.display import display as show
+    return show(view, display_id=True)
