@@ -49,13 +49,13 @@ def sweep(
     """
     from convlab.sweep import plan_sweep, run_sweep
     from convlab.sweep.execute import describe
-    from convlab.sweep.plan import format_params
+    from convlab.sweep.plan import trial_lines
 
     plan = plan_sweep(file)
     if dry_run:
         console.print(f"sweep {plan.name}: {describe(plan)}; all configs valid")
-        for t in plan.trials:
-            console.print(f"{t.index + 1:>4}  {t.key[:12]}  {format_params(t.params)}")
+        for line in trial_lines(plan):
+            console.print(line)
         return
     result = run_sweep(plan, workers=workers, storage=storage, runs_dir=runs_dir,
                        heartbeat=heartbeat, echo=None if quiet else say)

@@ -179,6 +179,12 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={fmt(v)}" for k, v in params.items()) or "(base)"
 
 
+def trial_lines(plan: SweepPlan) -> list[str]:
+    """The planned trials as ``convlab sweep --dry-run`` lists them (and ``convlab study
+    run --dry-run``, per group): number, the key's first 12 characters, what it sets."""
+    return [f"{t.index + 1:>4}  {t.key[:12]}  {format_params(t.params)}" for t in plan.trials]
+
+
 # ------------------------------------------------------------------ validation
 
 
