@@ -1,11 +1,18 @@
-"""``convlab study list`` and ``convlab study run NAME --scale smoke|quick|full``."""
+"""``convlab study list`` and ``convlab study run NAME --scale smoke|quick|long|full``."""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from convlab.studies import StudyConfig, StudyPlan
+
+WIDTH = 80  # what `study list` fits its lines to
 
 
 def register(app: typer.Typer) -> None:
@@ -15,31 +22,107 @@ def register(app: typer.Typer) -> None:
 
     @study_app.command("list")
     def study_list() -> None:
-        """The bundled studies with their groups and trial counts."""
+        """The bundled studies with their scales, groups and trial counts.
+
+        Per study: its total trials and scales, the first sentence of its description,
+        then one line per group: its trials, name and description."""
         from rich.console import Console
 
         from convlab.studies import bundled_studies, load_study
 
         console = Console(soft_wrap=True, highlight=False)
-        for name in bundled_studies():
-            study = load_study(name)
-            groups = ", ".join(f"{g.name}" for g in study.groups)
-            console.print(f"[bold]{name}[/bold]  scales: {', '.join(study.scales)}; "
-                          f"groups: {groups}")
-            console.print(f"  {study.description}")
+        for i, name in enumerate(bundled_studies()):
+            if i:
+                console.print()
+            for line in study_lines(load_study(name)):
+                console.print(line, markup=False)
 
     @study_app.command("run")
     def study_run(
         name: Annotated[str, typer.Argument(help="A bundled study name or a study file.")],
-        scale: Annotated[str, typer.Option("--scale", help="smoke | quick | full")] = "smoke",
+        scale: Annotated[str, typer.Option(
+            "--scale", help="smoke | quick | long | full (the study file says which it has)",
+        )] = "smoke",
+        group: Annotated[list[str] | None, typer.Option(
+            "--group", "-g", metavar="GROUP",
+            help="Run only this group (repeat the option for several); the report still "
+                 "covers every group with finished runs in the study folder.",
+        )] = None,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Validate every trial of the (selected) groups and list them "
+                              "per group; create and train nothing.")] = False,
         workers: Annotated[int, typer.Option("--workers", help="Parallel trials.")] = 1,
         runs_dir: Annotated[
             Path | None, typer.Option("--runs-dir", help="Root of the run folders.")
         ] = None,
     ) -> None:
-        """Run a study (resumable: finished trials are skipped) and write its report."""
-        from convlab.studies import run_study
+        """Run a study (resumable: finished trials are skipped) and write its report.
 
-        result = run_study(name, scale, runs_dir=runs_dir, workers=workers)
+        Each group is a sweep under <runs-dir>/studies/<study>-<scale>/<group>/; the
+        report (report/ beside them) covers every group with finished runs there, so
+        running the groups one at a time and then all builds the same report."""
+        from rich.console import Console
+
+        from convlab.studies import plan_study, run_study
+
+        if dry_run:
+            console = Console(soft_wrap=True, highlight=False)
+            for line in dry_run_lines(plan_study(name, scale, group)):
+                console.print(line, markup=False)
+            return
+        result = run_study(name, scale, runs_dir=runs_dir, workers=workers, groups=group)
         print(f"{result.completed}/{result.trials} trials completed; "
               f"report: {result.report_html}")
+
+
+def dry_run_lines(plan: StudyPlan) -> list[str]:
+    """What ``study run --dry-run`` prints: each selected group's trials as ``sweep
+    --dry-run`` lists them, the probes, and the total."""
+    from convlab.sweep.execute import describe
+    from convlab.sweep.plan import trial_lines
+
+    study = plan.study
+    lines = [f"study {study.name} ({plan.scale}): all configs valid; nothing created or "
+             f"trained"]
+    for name in plan.selected:
+        lines.append(f"group {name}: {describe(plan.plans[name])}")
+        lines += trial_lines(plan.plans[name])
+    for probe, index in plan.probes:
+        if probe.group in plan.selected:
+            lines.append(f"equivariance probe: trial {index} ({probe.run}) of group "
+                         f"{probe.group}")
+    n = len(plan.selected)
+    lines.append(f"total: {plan.trials} trials in {n} group{'s' if n != 1 else ''}")
+    return lines
+
+
+def study_lines(study: StudyConfig, width: int = WIDTH) -> list[str]:
+    """One study for ``study list``: its name, total trials and scales; the first
+    sentence of its description; a line per group (trials, name, description shortened
+    to fit ``width``). Scales override the base experiment only, never a group's grid or
+    seeds, so the count is the same at every scale: it is planned at the first."""
+    from convlab.errors import ConvlabError
+    from convlab.studies import SCALES, plan_study
+
+    scales = sorted(study.scales, key=lambda s: SCALES.index(s) if s in SCALES else 99)
+    try:
+        plans = plan_study(study, scales[0]).plans
+        counts = {g: str(p.total) for g, p in plans.items()}
+        total = f"{sum(p.total for p in plans.values())} trials"
+    except ConvlabError as e:  # a broken study is listed, with why it cannot be counted
+        counts, total = {}, f"trials not counted ({str(e).splitlines()[0]})"
+    n = len(study.groups)
+    lines = [f"{study.name}: {total} in {n} group{'s' if n != 1 else ''}; "
+             f"scales {', '.join(scales)}"]
+    first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(study.description.split()),
+                     maxsplit=1)[0]
+    if first:
+        lines += textwrap.wrap(first, width, initial_indent="  ", subsequent_indent="  ")
+    name_w = max(len(g.name) for g in study.groups)
+    count_w = max([len(c) for c in counts.values()] + [1])
+    for g in study.groups:
+        head = f"  {counts.get(g.name, '?'):>{count_w}}  {g.name:<{name_w}}  "
+        room = max(width - len(head), 10)
+        desc = textwrap.shorten(g.description, room, placeholder="…") if g.description else ""
+        lines.append(f"{head}{desc}".rstrip())
+    return lines

@@ -3,8 +3,9 @@
 A study file names a shared base experiment, *groups* (each one sweep: a ``grid`` over
 dotted keys, optional ``zip``/``seeds``, and ``set`` for the group's fixed overrides) and
 *scales*: dotted overrides applied to every trial, so ``smoke`` (tiny subsets, 1 epoch,
-what the tests run), ``quick`` (minutes on a laptop CPU) and ``full`` (the real study,
-for a GPU) are one file. Each group runs as an ordinary sweep under
+what the tests run), ``quick`` (minutes on a laptop CPU), ``long`` (more data and
+epochs than quick, short of the full study) and ``full`` (the real study, for a GPU) are
+one file; a study need not have every scale. Each group runs as an ordinary sweep under
 ``<runs_dir>/studies/<study>-<scale>/<group>/`` (resumable like any sweep) and the study
 ends with one report over all groups.
 """
@@ -12,18 +13,22 @@ ends with one report over all groups.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from convlab.config import format_validation_error, read_yaml, set_dotted
 from convlab.errors import ConvlabError
 
-Scale = Literal["smoke", "quick", "full"]
-SCALES: tuple[str, ...] = ("smoke", "quick", "full")
+if TYPE_CHECKING:
+    from convlab.report.report import ReportFiles
+    from convlab.sweep.plan import SweepPlan
+
+Scale = Literal["smoke", "quick", "long", "full"]
+SCALES: tuple[str, ...] = ("smoke", "quick", "long", "full")  # smallest first
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -93,12 +98,30 @@ def load_study(name_or_path: str | Path) -> StudyConfig:
         raise StudyError(format_validation_error(e, str(path))) from None
 
 
-def group_sweep(study: StudyConfig, group: StudyGroup, scale: str) -> dict[str, Any]:
-    """The sweep file of one group at one scale: base <- group ``set`` <- scale."""
+def check_scale(study: StudyConfig, scale: str) -> None:
+    """Refuse a scale the study does not have, naming the ones it has."""
     if scale not in study.scales:
         raise StudyError(
             f"--scale {scale!r}: study {study.name} has scales {', '.join(study.scales)}"
         )
+
+
+def select_groups(study: StudyConfig, names: Sequence[str] | None) -> list[StudyGroup]:
+    """The groups ``names`` picks, in the study's order (None or empty: every group);
+    an unknown name is a one-line error listing the study's groups."""
+    if not names:
+        return list(study.groups)
+    known = [g.name for g in study.groups]
+    for name in names:
+        if name not in known:
+            raise StudyError(f"--group {name!r}: study {study.name} has groups "
+                             f"{', '.join(known)}")
+    return [g for g in study.groups if g.name in names]
+
+
+def group_sweep(study: StudyConfig, group: StudyGroup, scale: str) -> dict[str, Any]:
+    """The sweep file of one group at one scale: base <- group ``set`` <- scale."""
+    check_scale(study, scale)
     base = copy.deepcopy(study.base)
     base["name"] = f"{study.name}-{group.name}"
     for key, value in {**group.set, **study.scales[scale]}.items():  # type: ignore[index]
@@ -112,16 +135,50 @@ def group_sweep(study: StudyConfig, group: StudyGroup, scale: str) -> dict[str, 
     return sweep
 
 
+@dataclass(frozen=True)
+class StudyPlan:
+    """A study validated at one scale: every group's sweep plan (planned and checked
+    whether or not it is selected, so a broken study fails at once), the groups to run,
+    and each probe with the 1-based index of the trial it names."""
+
+    study: StudyConfig
+    scale: str
+    plans: dict[str, SweepPlan]  # every group, in the study's order
+    selected: tuple[str, ...]  # the groups to run, in the study's order
+    probes: tuple[tuple[EquivarianceProbe, int], ...]
+
+    @property
+    def trials(self) -> int:
+        """Trials of the selected groups."""
+        return sum(self.plans[g].total for g in self.selected)
+
+
+def plan_study(name_or_path: str | Path | StudyConfig, scale: str = "smoke",
+               groups: Sequence[str] | None = None) -> StudyPlan:
+    """Plan and validate every group of a study at ``scale`` (every trial's config, each
+    probe's trial) without creating or training anything; ``groups`` selects the groups
+    to run (None: all). Bad input is a one-line :class:`StudyError` or ``SweepError``."""
+    from convlab.sweep.plan import plan_sweep
+
+    study = name_or_path if isinstance(name_or_path, StudyConfig) else load_study(name_or_path)
+    check_scale(study, scale)
+    selected = tuple(g.name for g in select_groups(study, groups))
+    plans = {g.name: plan_sweep(group_sweep(study, g, scale)) for g in study.groups}
+    probes = tuple((p, _probed_trial(p, plans[p.group])) for p in study.equivariance)
+    return StudyPlan(study, scale, plans, selected, probes)
+
+
 @dataclass
 class StudyResult:
     folder: Path
     report_html: Path
     report_md: Path
-    trials: int
+    trials: int  # of the groups run by this call
     completed: int
+    groups: tuple[str, ...] = ()  # the groups run by this call
 
 
-def _probed_trial(probe: EquivarianceProbe, plan: Any) -> int:
+def _probed_trial(probe: EquivarianceProbe, plan: SweepPlan) -> int:
     """The 1-based index of the trial a probe names (checked before anything trains)."""
     names = [t.name for t in plan.trials]
     if probe.run not in names:
@@ -140,37 +197,67 @@ def study_folder(study: StudyConfig, scale: str, runs_dir: str | Path | None) ->
 def run_study(
     name_or_path: str | Path, scale: str = "smoke", runs_dir: str | Path | None = None,
     workers: int = 1, echo: Callable[[str], None] | None = print,
+    groups: Sequence[str] | None = None,
 ) -> StudyResult:
-    """Run every group of a study (skipping trials already done), then write its report.
+    """Run the study's groups (``groups``: only those, by name; None: all), skipping
+    trials already done, then write its report.
 
     Every group's trials are planned and validated before the first one trains, so a
-    broken study fails at once instead of after an hour of training.
+    broken study fails at once instead of after an hour of training. The report covers
+    every group with finished runs in the study folder, whichever call ran them: running
+    the groups one at a time and then all of them builds the same report.
     """
+    from convlab.sweep.execute import run_sweep
+
+    plan = plan_study(name_or_path, scale, groups)
+    study = plan.study
+    folder = study_folder(study, scale, runs_dir)
+    trials = completed = 0
+    for name in plan.selected:
+        if echo is not None:
+            echo(f"study {study.name} ({scale}): group {name}")
+        result = run_sweep(plan.plans[name], workers=workers, runs_dir=folder, echo=echo)
+        trials += len(result.rows)
+        completed += sum(r.get("status") == "completed" for r in result.rows)
+    files = write_study_report(plan, folder)
+    if echo is not None:
+        echo(f"report: {files.html}")
+    return StudyResult(folder, files.html, files.markdown, trials, completed, plan.selected)
+
+
+def write_study_report(plan: StudyPlan, folder: Path) -> ReportFiles:
+    """The study's report over the groups that have finished runs in ``folder`` (in the
+    study's order), then the probes of those groups; returns the ``ReportFiles``."""
+    from convlab.errors import RunError
     from convlab.report.data import load_runs
     from convlab.report.report import write_grouped_report
     from convlab.studies.probes import probe_section
-    from convlab.sweep.execute import run_sweep
-    from convlab.sweep.plan import plan_sweep
 
-    study = load_study(name_or_path)
-    folder = study_folder(study, scale, runs_dir)
-    plans = {g.name: (g, plan_sweep(group_sweep(study, g, scale))) for g in study.groups}
-    probed = [(p, _probed_trial(p, plans[p.group][1])) for p in study.equivariance]
-    trials = completed = 0
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for group, plan in plans.values():
-        if echo is not None:
-            echo(f"study {study.name} ({scale}): group {group.name}")
-        result = run_sweep(plan, workers=workers, runs_dir=folder, echo=echo)
-        rows[group.name] = result.rows
-        trials += len(result.rows)
-        completed += sum(r.get("status") == "completed" for r in result.rows)
-    groups = [(g.name, g.description, load_runs([folder / g.name])) for g in study.groups]
-    extra = [probe_section(p, next((r for r in rows[p.group] if r["index"] == index), {}),
+    study = plan.study
+    groups = []
+    for g in study.groups:
+        try:
+            runs = load_runs([folder / g.name]) if (folder / g.name).is_dir() else []
+        except RunError:  # a group folder without a finished run yet
+            runs = []
+        if runs:
+            groups.append((g.name, g.description, runs))
+    reported = {name for name, _, _ in groups}
+    extra = [probe_section(p, _trial_row(folder / p.group, index),
                            folder / "report" / "figures" / f"equivariance-{i}")
-             for i, (p, index) in enumerate(probed, 1)]
-    files = write_grouped_report(groups, folder / "report",
-                                 f"Study {study.name} ({scale})", study.description, extra)
-    if echo is not None:
-        echo(f"report: {files.html}")
-    return StudyResult(folder, files.html, files.markdown, trials, completed)
+             for i, (p, index) in enumerate(plan.probes, 1) if p.group in reported]
+    return write_grouped_report(groups, folder / "report",
+                                f"Study {study.name} ({plan.scale})", study.description,
+                                extra)
+
+
+def _trial_row(sweep_dir: Path, index: int) -> dict[str, Any]:
+    """The sweep index row (``sweep.json``, which every sweep run rewrites) of trial
+    ``index``; {} when the sweep has no readable index or no such row."""
+    import json
+
+    try:
+        rows = json.loads((sweep_dir / "sweep.json").read_text()).get("trials", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return next((r for r in rows if isinstance(r, dict) and r.get("index") == index), {})
