@@ -242,7 +242,8 @@ class TrainConfig(Strict):
     channels_last: bool | None = Field(None, description=(
         "channels_last memory format; default: on for conv nets"))
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description=(
-        "auto: bf16 autocast on CUDA only, fp32 elsewhere"))
+        "auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: also on the CPU (2-3x faster "
+        "for conv nets on CPUs with AVX512-BF16 or AMX, slower on others)"))
     compile: bool = Field(False, description="torch.compile the model (pays off on GPU)")
     threads: PositiveInt | None = Field(None, description=(
         "torch CPU threads; default: the number of physical cores"))

@@ -72,7 +72,7 @@ class Trainer:
     eval_loaders: dict[str, InMemoryLoader]  # "val", "test"
     ks: tuple[int, ...]
     device: torch.device
-    autocast: Any  # a context-manager factory: bf16 autocast on CUDA, a no-op on CPU
+    autocast: Any  # a context-manager factory: bf16 autocast or a no-op (runner.autocast_factory)
     run: Run
     reporter: Reporter
     epoch_hook: EpochHook | None = None

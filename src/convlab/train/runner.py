@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,25 @@ def uses_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN on AVX512-BF16 or AMX),
+    where bf16 autocast trains conv nets ~2-3x faster than fp32 (benchmarks/RESULTS.md)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def autocast_factory(cfg: ExperimentConfig, device: torch.device) -> Any:
-    """bf16 autocast on CUDA (``precision: auto``/``bf16``), a no-op context on CPU."""
+    """bf16 autocast on CUDA (``precision: auto``/``bf16``) or on the CPU when asked
+    (``bf16``); else a no-op context."""
     use_bf16 = cfg.train.precision == "bf16" or (
         cfg.train.precision == "auto" and device.type == "cuda"
     )
     if use_bf16:
+        if device.type == "cpu" and not cpu_has_native_bf16():
+            warnings.warn("train.precision: bf16 on a CPU without native bf16 (AVX512-BF16 "
+                          "or AMX): expect it slower than fp32", stacklevel=2)
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
