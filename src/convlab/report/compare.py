@@ -314,6 +314,34 @@ def _folded(cmp: Comparison, key: str) -> bool:
     return True
 
 
+def setting_names(cmp: Comparison) -> list[str] | None:
+    """Each run named by its setting apart from the seed, where seeds repeat a setting:
+    runs that differ only in ``seed`` share one name (their description, with the
+    settings it does not determine; else their differing settings, ``lr=0.1``). None
+    when no ``seed`` differs or no setting is repeated, and so nothing to average."""
+    if "seed" not in cmp.settings:
+        return None
+    keys = [k for k in cmp.settings if k != "seed"]
+    idents = [tuple(_canon(r.get(f"set:{k}", MISSING)) for k in keys) for r in cmp.rows]
+    if len(set(idents)) == len(idents):
+        return None
+    short = cmp.short_names()
+    described = "description" in keys and all(
+        isinstance(v, str) and v for v in cmp.setting_values("description"))
+    shown = [k for k in keys if k != "description"
+             and not (described and _folded(cmp, f"set:{k}"))]
+    names: dict[tuple[str, ...], str] = {}
+    for ident, r in zip(idents, cmp.rows, strict=True):
+        if ident not in names:
+            own = [str(r["set:description"])] if described else []
+            names[ident] = ", ".join(
+                [*own, *(f"{short[k]}={format_value(r.get(f'set:{k}', MISSING))}"
+                         for k in shown)]) or "the base setting"
+    if len(set(names.values())) < len(names):  # two settings would share a name
+        return None
+    return [names[i] for i in idents]
+
+
 def against_seed_noise(cmp: Comparison, key: str,
                        metric: str = "final:test.top1") -> str | None:
     """Whether the setting ``key`` changes ``metric`` by more than the seeds do: the

@@ -75,6 +75,37 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def by_setting(values: Sequence[float | None], settings: Sequence[str] | None
+               ) -> dict[str, list[float]] | None:
+    """``values`` grouped by ``settings`` (each run's setting apart from its seed: runs
+    that differ only in the seed share one), in order of first appearance, missing
+    values left out; None unless some setting holds two values (seeds repeat it)."""
+    if settings is None:
+        return None
+    groups: dict[str, list[float]] = {}
+    for name, v in zip(settings, values, strict=True):
+        if v is not None:
+            groups.setdefault(name, []).append(float(v))
+    return groups if any(len(v) > 1 for v in groups.values()) else None
+
+
+def seed_noise(difference: str, spread: str, of: str = "") -> str:
+    """The one wording for a difference no larger than the spread between seeds:
+    ``within seed noise[ of X] (difference D, seed spread S)``."""
+    return f"within seed noise{f' of {of}' if of else ''} (difference {difference}, " \
+           f"seed spread {spread})"
+
+
+def _points(x: float) -> str:
+    """An accuracy difference in points, to the precision seed noise needs."""
+    return f"{100 * x:.2f} points"
+
+
+def _seeds_phrase(groups: Mapping[str, Sequence[float]]) -> str:
+    n = max(len(v) for v in groups.values())
+    return f"{n} seeds" if all(len(v) == n for v in groups.values()) else f"up to {n} seeds"
+
+
 def too_few_epochs(n: int) -> str | None:
     """The one wording for "too short to judge overfitting", or None when it is not."""
     if n >= MIN_EPOCHS:
@@ -384,12 +415,19 @@ def runs_settings_finding(n: int, differing: Sequence[str],
 def comparison_finding(
     labels: Sequence[str], values: Sequence[float | None], metric: str = "final test top-1",
     statuses: Sequence[str] | None = None, train_values: Sequence[float | None] | None = None,
+    settings: Sequence[str] | None = None,
 ) -> Finding:
     """Best and worst run by an accuracy (higher is better), the spread, the mean
-    train-test gap, and the runs that did not complete."""
+    train-test gap, and the runs that did not complete.
+
+    ``settings`` names each run's setting apart from its seed. Where seeds repeat a
+    setting, settings are ranked by their mean over the seeds, and two whose means
+    differ by no more than the larger spread (max - min) of their seeds are called
+    within seed noise instead of one being named the better."""
     scored = [(lab, v) for lab, v in zip(labels, values, strict=True) if v is not None]
     parts: list[str] = []
     data: dict[str, Any] = {}
+    groups = by_setting(values, settings)
     if scored:
         best = max(scored, key=lambda t: t[1])
         worst = min(scored, key=lambda t: t[1])
@@ -398,6 +436,10 @@ def comparison_finding(
         data["spread_points"] = spread
         if len(scored) > 1 and spread < 0.05:
             parts.append(f"all {len(scored)} runs reach the same {metric}, {pct(best[1])}")
+        elif groups is not None:
+            ranked, ranking = _settings_ranking(groups, metric)
+            parts += ranked
+            data.update(ranking)
         else:
             parts.append(f"best {metric}: {best[0]} ({pct(best[1])})")
             if len(scored) > 1:
@@ -421,6 +463,47 @@ def comparison_finding(
                    data)
 
 
+def _settings_ranking(groups: Mapping[str, Sequence[float]], metric: str
+                      ) -> tuple[list[str], dict[str, Any]]:
+    """Clauses ranking settings by their mean over seeds, against the seed spread."""
+    means = {k: statistics.fmean(v) for k, v in groups.items()}
+    spreads = {k: max(v) - min(v) for k, v in groups.items()}
+    seeds = _seeds_phrase(groups)
+    data: dict[str, Any] = {"setting_means": means, "seed_spreads": spreads}
+    if len(groups) == 1:
+        (only,) = groups
+        data.update(best=None, worst=None, within_seed_noise=True)
+        return [f"the {plural(len(groups[only]), 'run')} repeat one setting over seeds: "
+                f"mean {metric} {pct(means[only])}, seed spread {_points(spreads[only])}"], data
+
+    def noise(a: str, b: str) -> tuple[float, float]:  # difference of means, seed spread
+        return means[a] - means[b], max(spreads[a], spreads[b])
+
+    best = max(means, key=lambda k: means[k])
+    worst = min(means, key=lambda k: means[k])
+    diff, spread = noise(best, worst)
+    data.update(difference_points=100 * diff, seed_spread_points=100 * spread)
+    if diff <= spread:
+        data.update(best=None, worst=None, within_seed_noise=True)
+        if len(means) == 2:
+            a, b = means
+            what = (f"the mean {metric} over {seeds} of {a} ({pct(means[a])}) and {b} "
+                    f"({pct(means[b])})")
+        else:
+            what = (f"the mean {metric} over {seeds} of all {len(means)} settings, "
+                    f"{pct(means[worst])} to {pct(means[best])},")
+        return [f"{what} is {seed_noise(_points(diff), _points(spread))}"], data
+    data.update(best=best, worst=worst, within_seed_noise=False)
+    parts = [f"best mean {metric} over {seeds}: {best} ({pct(means[best])})"]
+    for k in means:
+        d, s = noise(best, k)
+        if k not in (best, worst) and d <= s:
+            parts.append(f"{k} ({pct(means[k])}) is {seed_noise(_points(d), _points(s), 'it')}")
+    parts.append(f"worst: {worst} ({pct(means[worst])}), {100 * diff:.1f} points lower, "
+                 f"more than the seed spread ({_points(spread)})")
+    return parts, data
+
+
 def sweep_finding(
     x: Sequence[float], train_loss: Sequence[float | None], eval_loss: Sequence[float | None],
     x_name: str = "parameters", overfit_after: Sequence[int | None] | None = None,
@@ -439,6 +522,10 @@ def sweep_finding(
     xs = sorted(pts)
     tr = [statistics.fmean(p[0] for p in pts[v]) for v in xs]
     ev = [statistics.fmean(p[1] for p in pts[v]) for v in xs]
+    # repeats (seeds): the spread of each value's held-out loss; a difference no larger
+    # than the spread of the two values compared is seed noise
+    repeated = any(len(pts[v]) > 1 for v in xs)
+    sp = [max(p[1] for p in pts[v]) - min(p[1] for p in pts[v]) for v in xs]
 
     def at(v: float) -> str:
         return f"{human_count(v)} parameters" if x_name == "parameters" else f"{x_name}={v:g}"
@@ -448,8 +535,19 @@ def sweep_finding(
     i = min(range(len(xs)), key=lambda j: ev[j])
     parts = [f"{eval_name} loss is lowest at {at(xs[i])} ({_num(ev[i])})"]
     data: dict[str, Any] = {"best_x": xs[i], "overfit_larger": False, "underfit_smaller": False}
-    tol = max(REL_TOL * abs(ev[i]), ABS_TOL)
+    if repeated:
+        near = [j for j in range(len(xs)) if j != i and ev[j] - ev[i] <= max(sp[i], sp[j])]
+        data["within_seed_noise"] = [xs[j] for j in near]
+        parts += [f"{at(xs[j])} ({_num(ev[j])}) is "
+                  f"{seed_noise(_num(ev[j] - ev[i]), _num(max(sp[i], sp[j])), 'it')}"
+                  for j in near]
+    noise_tol = max(REL_TOL * abs(ev[i]), ABS_TOL)
+
+    def beyond(j: int) -> float:  # what a loss above the lowest must exceed to count
+        return max(noise_tol, sp[i], sp[j]) if repeated else noise_tol
+
     if i < len(xs) - 1:
+        tol = beyond(len(xs) - 1)
         if ev[-1] - ev[i] > tol and tr[-1] < tr[i]:
             data["overfit_larger"] = True
             parts.append(f"{larger} fit the training set better (train loss {_num(tr[i])} to "
@@ -458,9 +556,9 @@ def sweep_finding(
             parts.append(f"{larger} do worse on both train and {eval_name} loss")
         else:
             parts.append(f"{larger} do not improve it")
-    elif len(xs) > 1:
+    elif len(xs) > 1 and not (repeated and ev[-2] - ev[-1] <= max(sp[-1], sp[-2])):
         parts.append(f"it still falls at the largest value, so {larger} may do better")
-    if i > 0 and tr[0] > tr[i] and ev[0] - ev[i] > tol:
+    if i > 0 and tr[0] > tr[i] and ev[0] - ev[i] > beyond(0):
         data["underfit_smaller"] = True
         parts.append(f"{smaller} underfit (train loss {_num(tr[0])} at {at(xs[0])})")
     if overfit_after is not None:
@@ -482,29 +580,58 @@ def sweep_finding(
 
 def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
                      metric: str = "final test top-1",
-                     train: Sequence[float | None] | None = None) -> Finding:
+                     train: Sequence[float | None] | None = None,
+                     settings: Sequence[str] | None = None) -> Finding:
     """Read a ladder of runs in order: where it starts and ends, the biggest step up,
     the biggest step down; with the ``train`` accuracies, the step that narrows the
     train-minus-held-out gap most (what a regularizer is for, even where it costs
-    accuracy within a short training)."""
+    accuracy within a short training).
+
+    ``settings`` names each run's setting apart from its seed; where seeds repeat a
+    setting, the ladder is read over the settings' means, and a step no larger than the
+    seed spread (max - min) of the two settings it joins is called within seed noise
+    instead of a gain or a drop."""
+    spreads: list[float] | None = None
+    groups = by_setting(values, settings)
+    if groups is not None and settings is not None:  # one rung per setting: seed means
+        order = list(groups)
+        if train is not None:
+            tg: dict[str, list[float]] = {}
+            for name, v, t in zip(settings, values, train, strict=True):
+                if v is not None and t is not None:
+                    tg.setdefault(name, []).append(float(t))
+            train = [statistics.fmean(tg[k]) if k in tg else None for k in order]
+        labels, values = order, [statistics.fmean(groups[k]) for k in order]
+        spreads = [max(groups[k]) - min(groups[k]) for k in order]
+        metric = f"mean {metric} over {_seeds_phrase(groups)}"
+    runs = "settings" if spreads is not None else "runs"
     pts = [(lab, v) for lab, v in zip(labels, values, strict=True) if v is not None]
     if len(pts) < 2:
-        return Finding(f"Too few runs with a {metric} to compare.", "warning")
+        return Finding(f"Too few {runs} with a {metric} to compare.", "warning")
     if max(v for _, v in pts) - min(v for _, v in pts) < 0.0005:
-        return Finding(f"All {len(pts)} runs reach the same {metric}, {pct(pts[0][1])}.",
+        return Finding(f"All {len(pts)} {runs} reach the same {metric}, {pct(pts[0][1])}.",
                        data={"largest_gain": None, "largest_drop": None, "best": None})
     parts = [f"{metric} goes from {pct(pts[0][1])} ({pts[0][0]}) to {pct(pts[-1][1])} "
              f"({pts[-1][0]})" if pct(pts[0][1]) != pct(pts[-1][1]) else
              f"{metric} is {pct(pts[0][1])} both first ({pts[0][0]}) and last ({pts[-1][0]})"]
-    steps = [(pts[j][0], 100 * (pts[j][1] - pts[j - 1][1])) for j in range(1, len(pts))]
-    up = max(steps, key=lambda s: s[1])
-    down = min(steps, key=lambda s: s[1])
-    if up[1] > 0 and len(steps) > 1:
+    # (rung, change in points, seed spread in points); with spreads, pts are the settings
+    steps = [(pts[j][0], 100 * (pts[j][1] - pts[j - 1][1]),
+              100 * max(spreads[j], spreads[j - 1]) if spreads is not None else 0.0)
+             for j in range(1, len(pts))]
+    noisy = [st for st in steps if spreads is not None and abs(st[1]) <= st[2]]
+    beyond = [st for st in steps if st not in noisy]
+    up = max(beyond, key=lambda s: s[1], default=None)
+    down = min(beyond, key=lambda s: s[1], default=None)
+    if up is not None and up[1] > 0 and len(steps) > 1:
         parts.append(f"the largest gain, +{up[1]:.1f} points, comes with {up[0]}")
-    if down[1] < 0:
+    if down is not None and down[1] < 0:
         parts.append(f"{down[0]} lowers it by {-down[1]:.1f} points")
+    parts += [f"{lab} changes it {seed_noise(f'{d:+.2f} points', f'{sp:.2f} points')}"
+              for lab, d, sp in noisy]
     best = max(pts, key=lambda t: t[1])
-    if best is not pts[-1]:
+    at_best = [lab for lab, _ in pts].index(best[0])
+    if best is not pts[-1] and (spreads is None or best[1] - pts[-1][1]
+                                > max(spreads[at_best], spreads[-1])):
         parts.append(f"the best is {best[0]} ({pct(best[1])})")
     narrowest = None
     if train is not None:
@@ -521,10 +648,12 @@ def ablation_finding(labels: Sequence[str], values: Sequence[float | None],
                      f"none (train accuracy {-narrowest[2]:.1f} points below {held} accuracy)")
             parts.append(f"{narrowest[0]} narrows the gap of train accuracy above {held} "
                          f"accuracy most, from {narrowest[1]:.1f} points to {after}")
-    return Finding(sentence(parts), data={"largest_gain": up[0] if up[1] > 0 else None,
-                                           "largest_drop": down[0] if down[1] < 0 else None,
-                                           "best": best[0],
-                                           "narrows_gap": narrowest[0] if narrowest else None})
+    data = {"largest_gain": up[0] if up is not None and up[1] > 0 else None,
+            "largest_drop": down[0] if down is not None and down[1] < 0 else None,
+            "best": best[0], "narrows_gap": narrowest[0] if narrowest else None}
+    if spreads is not None:
+        data["within_seed_noise"] = [lab for lab, _, _ in noisy]
+    return Finding(sentence(parts), data=data)
 
 
 def grad_norm_finding(steps: Sequence[float], norms: Mapping[str, Sequence[float]]) -> Finding:

@@ -36,6 +36,7 @@ from convlab.report.compare import (
     render_csv,
     right_aligned,
     seed_noise_sentence,
+    setting_names,
 )
 from convlab.report.data import SPLITS, ReportError, RunData, load_runs
 
@@ -208,6 +209,7 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
 
     cmp = compare_runs(runs)
     names = cmp.descriptions()
+    settings = setting_names(cmp)  # where seeds repeat settings: rank them over the seeds
     shared = _shared_settings(runs, cmp)
     sections = [Section(
         "Settings", fd.runs_settings_finding(len(runs), cmp.settings, [r.sizes for r in runs]),
@@ -223,7 +225,7 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
         "Comparison",
         fd.comparison_finding(names, [r.final.get(f"{split}.top1") for r in runs],
                               f"final {fd.split_name(split)} top-1", [r.status for r in runs],
-                              [r.final.get("train.top1") for r in runs]),
+                              [r.final.get("train.top1") for r in runs], settings),
         [key_table(cmp, runs, names, split),
          Details("Full table: every differing setting, final and best metrics",
                  [Table(header, body, right_aligned(cmp),
@@ -270,7 +272,7 @@ def _multi_run_sections(runs: Sequence[RunData], fig_dir: Path) -> list[Section]
                       ylabel=metric)
         train = [r.final.get("train.top1") for r in runs] if long_enough else None
         sections.append(Section("Runs in order", fd.ablation_finding(names, values, metric,
-                                                                     train),
+                                                                     train, settings),
                                 [img]))
     best = _best_run(runs, split)
     called = names[list(runs).index(best)]
