@@ -8,6 +8,22 @@ epochs than quick, short of the full study) and ``full`` (the real study, for a 
 one file; a study need not have every scale. Each group runs as an ordinary sweep under
 ``<runs_dir>/studies/<study>-<scale>/<group>/`` (resumable like any sweep) and the study
 ends with one report over all groups.
+
+So that a scale can spend its time where the study's lesson is, two keys go beyond one
+set of overrides for every trial:
+
+- ``seeds: [0, 1, 2]`` in a scale (a reserved key, not a dotted override; ``seed: 3``
+  as a dotted key still sets the base experiment's seed) repeats every trial of every
+  group with each seed at that scale.
+- ``scales: {long: {...}, quick: {...}}`` in a group: dotted overrides for that group
+  only, applied after the study's scale, so a trial's experiment is built as
+  base <- group ``set`` <- study scale <- group scale. A group scale may hold ``seeds``
+  too; naming a scale the study does not have is a validation error.
+
+Which seeds a group runs at a scale (:func:`group_seeds`), most specific first: the
+``seeds`` of the group's own scale entry, else the group's fixed ``seeds:`` (part of
+that group's design, e.g. capacity's flatten-order over three seeds), else the study
+scale's ``seeds``, else none (one trial per grid point, the base's ``seed``).
 """
 
 from __future__ import annotations
@@ -46,7 +62,10 @@ class StudyGroup(_Strict):
     set: dict[str, Any] = Field(default_factory=dict)  # fixed dotted overrides
     grid: dict[str, list[Any] | dict[str, Any]]  # a mapping names the values (see sweep)
     zip: bool = False
-    seeds: list[int] | None = None
+    seeds: list[int] | None = None  # fixed: wins over a study scale's seeds
+    # per scale: dotted overrides after the study's scale, for this group only; may hold
+    # seeds (which then win over the group's fixed ones)
+    scales: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class EquivarianceProbe(_Strict):
@@ -69,13 +88,38 @@ class StudyConfig(_Strict):
     equivariance: list[EquivarianceProbe] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _probes_name_groups(self) -> StudyConfig:
+    def _scales_and_probes(self) -> StudyConfig:
+        for scale, overrides in self.scales.items():
+            _check_seeds(overrides, f"scales.{scale}.seeds")
+        for i, group in enumerate(self.groups):
+            for scale, overrides in group.scales.items():
+                where = f"groups.{i} ({group.name}): scales.{scale}"
+                if scale not in self.scales:
+                    raise ValueError(f"{where}: the study has no scale {scale!r} (its "
+                                     f"scales: {', '.join(self.scales)})")
+                _check_seeds(overrides, f"{where}.seeds")
         names = [g.name for g in self.groups]
         for i, probe in enumerate(self.equivariance):
             if probe.group not in names:
                 raise ValueError(f"equivariance.{i}.group: {probe.group!r} is not a group "
                                  f"of this study ({', '.join(names)})")
         return self
+
+
+SEEDS_KEY = "seeds"  # reserved in a scale's overrides: not a dotted key
+
+
+def _check_seeds(overrides: dict[str, Any], where: str) -> None:
+    """A scale's ``seeds``, if any: a non-empty list of distinct integers."""
+    if SEEDS_KEY not in overrides:
+        return
+    seeds = overrides[SEEDS_KEY]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+        raise ValueError(f"{where}: a non-empty list of integers, e.g. [0, 1, 2] "
+                         f"(got {seeds!r})")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{where}: repeated seeds in {seeds}")
 
 
 def bundled_studies() -> dict[str, Path]:
@@ -119,19 +163,37 @@ def select_groups(study: StudyConfig, names: Sequence[str] | None) -> list[Study
     return [g for g in study.groups if g.name in names]
 
 
-def group_sweep(study: StudyConfig, group: StudyGroup, scale: str) -> dict[str, Any]:
-    """The sweep file of one group at one scale: base <- group ``set`` <- scale."""
+def group_seeds(study: StudyConfig, group: StudyGroup, scale: str) -> list[int] | None:
+    """The seeds ``group`` repeats its trials over at ``scale``, most specific first: its
+    own scale entry's ``seeds``, else its fixed ``seeds:``, else the study scale's
+    ``seeds``; None when none is set (the base experiment's ``seed``)."""
     check_scale(study, scale)
+    for seeds in (group.scales.get(scale, {}).get(SEEDS_KEY), group.seeds,
+                  study.scales[scale].get(SEEDS_KEY)):  # type: ignore[index]
+        if seeds:
+            return list(seeds)
+    return None
+
+
+def group_sweep(study: StudyConfig, group: StudyGroup, scale: str) -> dict[str, Any]:
+    """The sweep file of one group at one scale: base <- group ``set`` <- study scale
+    <- group scale (dotted overrides, applied in that order), with the seeds that
+    :func:`group_seeds` picks."""
+    seeds = group_seeds(study, group, scale)  # checks the scale
     base = copy.deepcopy(study.base)
     base["name"] = f"{study.name}-{group.name}"
-    for key, value in {**group.set, **study.scales[scale]}.items():  # type: ignore[index]
-        set_dotted(base, key, copy.deepcopy(value), f"study {study.name}")
+    layers = (group.set, study.scales[scale], group.scales.get(scale, {}))  # type: ignore[index]
+    for i, overrides in enumerate(layers):
+        for key, value in overrides.items():
+            if i and key == SEEDS_KEY:
+                continue  # a scale's reserved key, not an override (group_seeds reads it)
+            set_dotted(base, key, copy.deepcopy(value), f"study {study.name}")
     sweep: dict[str, Any] = {"name": group.name, "description": group.description,
                              "base": base, "grid": copy.deepcopy(group.grid)}
     if group.zip:
         sweep["zip"] = True
-    if group.seeds:
-        sweep["seeds"] = list(group.seeds)
+    if seeds:
+        sweep["seeds"] = seeds
     return sweep
 
 
