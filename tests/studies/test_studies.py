@@ -1,10 +1,12 @@
 """Bundled studies: every one plans at every scale, its parameter-count claims hold,
 and its smoke scale runs end to end on the real data, ending with a report; ``study
 list`` and ``study run --dry-run`` print what the plans hold, and ``--group`` runs part
-of a study (on a tiny synthetic study)."""
+of a study (on a tiny synthetic study); seeds per scale and a group's own scale
+overrides (on study files the tests write)."""
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,16 @@ import yaml
 
 from conftest import tiny_config
 from convlab.analysis.budget import count_params
+from convlab.commands.study import study_lines
 from convlab.config import load_config
 from convlab.studies import (
     SCALES,
     StudyError,
     bundled_studies,
+    group_seeds,
     group_sweep,
     load_study,
+    plan_study,
     run_study,
 )
 from convlab.sweep.plan import plan_sweep
@@ -122,15 +127,30 @@ def test_study_list_shows_scales_and_trial_counts_within_80_columns(cli: Any) ->
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     for name in STUDIES:
         study = load_study(name)
-        counts = {g.name: len(plan_sweep(group_sweep(study, g, next(iter(study.scales))))
-                              .trials) for g in study.groups}
+        scales = [s for s in SCALES if s in study.scales]
+        counts = {s: {g: p.total for g, p in plan_study(study, s).plans.items()}
+                  for s in scales}  # seeds per scale may make them differ
+        totals = [sum(c.values()) for c in counts.values()]
         head = next(line for line in lines if line.startswith(f"{name}: "))
-        n = len(counts)
-        assert head.startswith(f"{name}: {sum(counts.values())} trials in {n} group")
-        assert head.endswith("scales " + ", ".join(s for s in SCALES if s in study.scales))
+        n = len(study.groups)
+        if len(set(totals)) == 1:
+            assert head.startswith(f"{name}: {totals[0]} trials in {n} group")
+            assert head.endswith("scales " + ", ".join(scales))
+        else:
+            assert head.startswith(f"{name}: {n} group")
+            assert head.endswith("; trials " + ", ".join(
+                f"{s} {t}" for s, t in zip(scales, totals, strict=True)))
         block = lines[lines.index(head):]
-        for group, count in counts.items():  # "  6  ladder-mnist    baseline, ..."
-            assert any(line.split()[:2] == [str(count), group] for line in block), group
+        for group in counts[scales[0]]:  # "  6  ladder-mnist    (long 18) baseline, ..."
+            line = next(li for li in block if li.split()[1:2] == [group])
+            assert line.split()[0] == str(counts[scales[0]][group])
+            others = ", ".join(f"{s} {c[group]}" for s, c in counts.items()
+                               if c[group] != counts[scales[0]][group])
+            rest = line.split(None, 2)[2] if len(line.split()) > 2 else ""
+            if others:
+                assert rest.startswith(f"({others}) "), line
+            else:
+                assert not re.match(r"\((smoke|quick|long|full) \d+", rest), line
 
 
 def test_dry_run_lists_every_groups_trials_as_sweep_dry_run_does(
@@ -242,3 +262,130 @@ def test_group_on_the_command_line_and_a_fourth_scale(cli: Any, tmp_path: Path) 
     assert (folder / "b").is_dir() and not (folder / "a").exists()
     code, out, err = cli("study", "run", study, "--scale", "quick", "--dry-run")
     assert code == 2 and "--scale 'quick': study tiny-study has scales smoke, long" in err
+
+
+# ------------------------------------------------------------------ seeds per scale, group scales
+
+
+def seeded_study(tmp_path: Path, **changes: Any) -> Path:
+    """A study on synthetic data with both keys: the long scale repeats every trial over
+    three seeds; group b overrides the long scale (its own seeds and data), group c has
+    fixed seeds. ``changes`` replace top-level keys of the file."""
+    base = tiny_config(data={"synthetic": {"shape": [1, 12, 12], "classes": 4,
+                                           "train_size": 128, "test_size": 32}},
+                       train={"epochs": 1, "threads": 1})
+    doc: dict[str, Any] = {
+        "name": "seeded", "base": base,
+        "scales": {"smoke": {"seed": 5},  # a dotted key: the base's seed, as before
+                   "long": {"train.epochs": 3, "train.batch_size": 16, "seeds": [0, 1, 2]}},
+        "groups": [
+            {"name": "a", "grid": {"optim.lr": [0.01, 0.001]}},
+            {"name": "b", "set": {"train.epochs": 2, "optim.lr": 0.1},
+             "grid": {"train.batch_size": [8, 32]},
+             "scales": {"long": {"train.batch_size": 64, "data.synthetic.train_size": 64,
+                                 "seeds": [3, 4]}}},
+            {"name": "c", "grid": {"optim.lr": [0.1, 0.01]}, "seeds": [7, 8]},
+        ],
+    }
+    doc.update(changes)
+    path = tmp_path / "seeded.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_group_sweep_applies_base_then_set_then_study_scale_then_group_scale(
+        tmp_path: Path) -> None:
+    study = load_study(seeded_study(tmp_path))
+    a, b, c = study.groups
+    long_b = load_config(group_sweep(study, b, "long")["base"])
+    assert long_b.train.epochs == 3  # the study's scale over the group's set
+    assert long_b.optim.lr == 0.1  # the group's set, which no scale names
+    assert long_b.train.batch_size == 64  # the group's scale over the study's scale
+    assert long_b.data.synthetic["train_size"] == 64  # the group's scale over the base
+    long_a = load_config(group_sweep(study, a, "long")["base"])  # b's scale is b's alone
+    assert (long_a.train.batch_size, long_a.data.synthetic["train_size"]) == (16, 128)
+    smoke_b = load_config(group_sweep(study, b, "smoke")["base"])  # no group scale here
+    assert (smoke_b.train.epochs, smoke_b.train.batch_size, smoke_b.seed) == (2, 32, 5)
+    # seeds is a scale's reserved key, never a dotted override of the base
+    assert "seeds" not in group_sweep(study, a, "long")["base"]
+
+
+def test_scale_seeds_repeat_every_trial_and_group_seeds_win_unless_its_scale_sets_them(
+        tmp_path: Path) -> None:
+    study = load_study(seeded_study(tmp_path))
+    a, b, c = study.groups
+    assert [group_seeds(study, g, "smoke") for g in (a, b, c)] == [None, None, [7, 8]]
+    # the group's scale entry > the group's fixed seeds > the study scale's seeds
+    assert [group_seeds(study, g, "long") for g in (a, b, c)] == [[0, 1, 2], [3, 4], [7, 8]]
+    smoke, long = plan_study(study, "smoke"), plan_study(study, "long")
+    assert {g: p.total for g, p in smoke.plans.items()} == {"a": 2, "b": 2, "c": 4}
+    assert {g: p.total for g, p in long.plans.items()} == {"a": 6, "b": 4, "c": 4}
+    assert (smoke.trials, long.trials) == (8, 14)
+    assert [t.config.seed for t in smoke.plans["a"].trials] == [5, 5]  # dotted seed: base
+    assert [(t.params["optim.lr"], t.config.seed) for t in long.plans["a"].trials] == [
+        (0.01, 0), (0.01, 1), (0.01, 2), (0.001, 0), (0.001, 1), (0.001, 2)]
+    assert [t.config.seed for t in long.plans["b"].trials] == [3, 4, 3, 4]
+    # a group scale's seeds win over the group's fixed seeds too
+    doc = yaml.safe_load(seeded_study(tmp_path).read_text())
+    doc["groups"][2]["scales"] = {"long": {"seeds": [9]}}
+    study = load_study(seeded_study(tmp_path, groups=doc["groups"]))
+    assert group_seeds(study, study.groups[2], "long") == [9]
+    assert group_seeds(study, study.groups[2], "smoke") == [7, 8]
+
+
+@pytest.mark.parametrize("where,value,message", [
+    ("group", {"quick": {"train.epochs": 2}},
+     "groups.1 (b): scales.quick: the study has no scale 'quick' (its scales: smoke, long)"),
+    ("group", {"long": {"seeds": []}}, "groups.1 (b): scales.long.seeds: a non-empty list"),
+    ("study", {"smoke": {}, "long": {"seeds": [1, 1]}},
+     "scales.long.seeds: repeated seeds in [1, 1]"),
+    ("study", {"smoke": {}, "long": {"seeds": 3}}, "scales.long.seeds: a non-empty list"),
+])
+def test_bad_scales_fail_validation_naming_the_group_and_the_scale(
+        cli: Any, tmp_path: Path, where: str, value: dict, message: str) -> None:
+    doc = yaml.safe_load(seeded_study(tmp_path).read_text())
+    if where == "group":
+        doc["groups"][1]["scales"] = value
+    else:
+        doc["scales"] = value
+    path = seeded_study(tmp_path, **doc)
+    with pytest.raises(StudyError, match=re.escape(message)):
+        load_study(path)
+    code, out, err = cli("study", "run", path, "--dry-run")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_study_list_counts_trials_per_scale_where_seeds_make_them_differ(
+        tmp_path: Path) -> None:
+    lines = study_lines(load_study(seeded_study(tmp_path)))
+    assert lines == ["seeded: 3 groups; trials smoke 8, long 14",
+                     "  2  a  (long 6)",
+                     "  2  b  (long 4)",
+                     "  4  c"]  # c's fixed seeds: 4 at every scale
+    same = seeded_study(tmp_path, scales={"smoke": {}, "long": {"train.epochs": 2}},
+                        groups=[{"name": "a", "description": "two rates",
+                                 "grid": {"optim.lr": [0.01, 0.001]}}])
+    assert study_lines(load_study(same)) == ["seeded: 2 trials in 1 group; scales smoke, long",
+                                             "  2  a  two rates"]
+
+
+def test_dry_run_of_a_study_with_scale_seeds_and_group_scales(
+        cli: Any, tmp_path: Path) -> None:
+    path, runs = seeded_study(tmp_path), tmp_path / "runs"
+    code, out, err = cli("study", "run", path, "--scale", "long", "--dry-run",
+                         "--runs-dir", runs)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "study seeded (long): all configs valid; nothing created or trained"
+    heads = [line for line in lines if line.startswith("group ")]
+    assert heads == ["group a: 6 trials (2 grid points x 3 seeds)",
+                     "group b: 4 trials (2 grid points x 2 seeds)",
+                     "group c: 4 trials (2 grid points x 2 seeds)"]
+    b = lines.index(heads[1])
+    assert [line.split()[2:] for line in lines[b + 1:b + 5]] == [
+        ["train.batch_size=8", "seed=3"], ["train.batch_size=8", "seed=4"],
+        ["train.batch_size=32", "seed=3"], ["train.batch_size=32", "seed=4"]]
+    assert lines[-1] == "total: 14 trials in 3 groups"
+    code, out, err = cli("study", "run", path, "--scale", "smoke", "--dry-run")
+    assert code == 0 and out.splitlines()[-1] == "total: 8 trials in 3 groups", err
+    assert not runs.exists()  # nothing created

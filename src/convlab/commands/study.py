@@ -24,8 +24,10 @@ def register(app: typer.Typer) -> None:
     def study_list() -> None:
         """The bundled studies with their scales, groups and trial counts.
 
-        Per study: its total trials and scales, the first sentence of its description,
-        then one line per group: its trials, name and description."""
+        Per study: its total trials and scales (the trials per scale where seeds per
+        scale make them differ), the first sentence of its description, then one line
+        per group: its trials at the smallest scale (others in parentheses where they
+        differ), name and description."""
         from rich.console import Console
 
         from convlab.studies import bundled_studies, load_study
@@ -97,32 +99,49 @@ def dry_run_lines(plan: StudyPlan) -> list[str]:
 
 
 def study_lines(study: StudyConfig, width: int = WIDTH) -> list[str]:
-    """One study for ``study list``: its name, total trials and scales; the first
-    sentence of its description; a line per group (trials, name, description shortened
-    to fit ``width``). Scales override the base experiment only, never a group's grid or
-    seeds, so the count is the same at every scale: it is planned at the first."""
+    """One study for ``study list``: its name, trials and scales; the first sentence of
+    its description; a line per group (trials, name, description shortened to fit
+    ``width``). Every scale is planned, since seeds per scale (a scale's or a group's
+    scale's ``seeds``) change the counts: where they are the same at every scale the
+    header reads ``N trials in G groups; scales ...``, else ``G groups; trials smoke N,
+    quick N, long M``, and a group whose count differs from its count at the smallest
+    scale (the number in its line) names the others first, ``(long 18)``."""
     from convlab.errors import ConvlabError
     from convlab.studies import SCALES, plan_study
 
     scales = sorted(study.scales, key=lambda s: SCALES.index(s) if s in SCALES else 99)
-    try:
-        plans = plan_study(study, scales[0]).plans
-        counts = {g: str(p.total) for g, p in plans.items()}
-        total = f"{sum(p.total for p in plans.values())} trials"
-    except ConvlabError as e:  # a broken study is listed, with why it cannot be counted
-        counts, total = {}, f"trials not counted ({str(e).splitlines()[0]})"
     n = len(study.groups)
-    lines = [f"{study.name}: {total} in {n} group{'s' if n != 1 else ''}; "
-             f"scales {', '.join(scales)}"]
+    groups = f"{n} group{'s' if n != 1 else ''}"
+    counts: dict[str, dict[str, int]] = {}  # scale -> group -> trials
+    try:
+        for scale in scales:
+            counts[scale] = {g: p.total for g, p in plan_study(study, scale).plans.items()}
+    except ConvlabError as e:  # a broken study is listed, with why it cannot be counted
+        counts = {}
+        head = f"{study.name}: trials not counted ({str(e).splitlines()[0]}) in {groups}; " \
+               f"scales {', '.join(scales)}"
+    else:
+        totals = {scale: sum(c.values()) for scale, c in counts.items()}
+        if len(set(totals.values())) == 1:
+            head = f"{study.name}: {totals[scales[0]]} trials in {groups}; " \
+                   f"scales {', '.join(scales)}"
+        else:
+            head = f"{study.name}: {groups}; trials " + ", ".join(
+                f"{scale} {total}" for scale, total in totals.items())
+    lines = [head]
     first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(study.description.split()),
                      maxsplit=1)[0]
     if first:
         lines += textwrap.wrap(first, width, initial_indent="  ", subsequent_indent="  ")
+    smallest = counts.get(scales[0], {})
     name_w = max(len(g.name) for g in study.groups)
-    count_w = max([len(c) for c in counts.values()] + [1])
+    count_w = max([len(str(c)) for c in smallest.values()] + [1])
     for g in study.groups:
-        head = f"  {counts.get(g.name, '?'):>{count_w}}  {g.name:<{name_w}}  "
+        head = f"  {smallest.get(g.name, '?'):>{count_w}}  {g.name:<{name_w}}  "
+        others = ", ".join(f"{scale} {c[g.name]}" for scale, c in counts.items()
+                           if c[g.name] != smallest[g.name])
+        desc = " ".join(filter(None, [f"({others})" if others else "", g.description]))
         room = max(width - len(head), 10)
-        desc = textwrap.shorten(g.description, room, placeholder="…") if g.description else ""
+        desc = textwrap.shorten(desc, room, placeholder="…") if desc else ""
         lines.append(f"{head}{desc}".rstrip())
     return lines
