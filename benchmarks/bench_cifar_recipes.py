@@ -10,8 +10,8 @@ apply to the final evaluation only).
 
 The peer is the bare compute bound of the same network: forward, backward and the same
 SGD step over batches made beforehand (normalized, channels_last, in memory), at the
-recipe's batch size and thread count; the ratio bound / convlab says how much of the
-loop is overhead (goal: within 1.10x).
+recipe's batch size, precision and thread count; the ratio bound / convlab says how much
+of the loop is overhead (goal: within 1.10x).
 
 Targets (issue 15, JPEG CIFAR-10 of ../shared/data, whole command):
 ``cifar10-fast`` >= 93.0% in <= 25 min; ``cifar10-quick`` >= 90.0% in <= 8 min.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -48,7 +49,7 @@ def compute_bound(recipe: str, threads: int, steps: int = 6) -> float:
     from convlab.models import build_model
     from convlab.optim.groups import param_groups
     from convlab.train.optim import build_optimizer
-    from convlab.train.runner import foreach_groups
+    from convlab.train.runner import autocast_factory, foreach_groups
 
     cfg = load_config(recipe)
     torch.set_num_threads(threads)
@@ -61,9 +62,13 @@ def compute_bound(recipe: str, threads: int, steps: int = 6) -> float:
     x = torch.randn(bs, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,))
 
+    autocast = autocast_factory(cfg, torch.device("cpu"))  # the recipe's precision
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y, label_smoothing=cfg.train.label_smoothing).backward()
+        with autocast():
+            logits = model(x)
+        F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing).backward()
         opt.step()
 
     for _ in range(2):
@@ -114,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-tries", type=int, default=2)
     p.add_argument("--markdown", help="also write the table to this file")
     p.add_argument("--figure", type=Path, default=FIGURE, help="where the figure goes")
+    p.add_argument("--curves", type=Path, help=(
+        "a JSON file of curves: the recipes measured here replace theirs in it, and the "
+        "figure shows every recipe it holds (to measure recipes in separate sittings)"))
     a = p.parse_args(argv)
     data_root()
     facts = machine()
@@ -157,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     heads = ["recipe", "seed", "test top-1 %", "wall min", "train img/s", "bound img/s",
              "bound / convlab", "others"]
     text = "\n".join([header, "", table(heads, rows), f"\nfigure: {a.figure.name}"])
+    if a.curves:
+        kept = json.loads(a.curves.read_text()) if a.curves.exists() else {}
+        curves = {**kept, **curves}
+        a.curves.write_text(json.dumps(curves, indent=1) + "\n")
     plot(curves, a.figure)
     print("\n" + text)
     if a.markdown:
