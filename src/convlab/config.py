@@ -203,6 +203,10 @@ class EMAConfig(Strict):
     lookahead: bool = Field(False, description=(
         "after each update, put the average back into the trained weights (Lookahead, "
         "Zhang et al. 2019; airbench's scheme)"))
+    ramp: NonNegativeFloat = Field(0.0, description=(
+        "grow the decay over the run: update t of T uses decay * (t/T)**ramp, so the "
+        "average hardly lags early and averages most at the end (airbench: 3, with "
+        "decay 0.95**5 every 5 steps); 0: constant"))
 
 
 class TTAConfig(Strict):

@@ -93,6 +93,29 @@ def test_translate_shifts_content_with_zero_fill() -> None:
         assert (out[i] == 0).sum() == 64 - src.numel()
 
 
+def test_reflect_fill_crops_from_a_mirrored_copy() -> None:
+    x = batch(6, 3, 8, 8) + 0.1
+    aug = Augmenter(AugmentConfig(crop_padding=2, flip=True, fill="reflect"))
+    params = aug.sample(6, gen(3))
+    out = aug.apply(x, params, gen(3))
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    assert params.shift is not None and params.flip is not None
+    for i, (dy, dx) in enumerate(params.shift.tolist()):
+        expect = padded[i, :, 2 + dy : 10 + dy, 2 + dx : 10 + dx]
+        if params.flip[i]:  # a mirrored crop: the mirror, cropped at the mirrored offset
+            expect = F.pad(x[i : i + 1].flip(-1), (2, 2, 2, 2), mode="reflect")[
+                0, :, 2 + dy : 10 + dy, 2 - dx : 10 - dx]
+        assert torch.equal(out[i], expect)
+    assert (out > 0).all()  # nothing black comes in
+
+
+def test_reflect_fill_in_a_rotation_brings_in_no_black() -> None:
+    x = batch(4, 1, 16, 16) + 0.1
+    out = Augmenter(AugmentConfig(rotate=30, fill="reflect"))(x, gen(1))
+    zeros = Augmenter(AugmentConfig(rotate=30))(x, gen(1))
+    assert (out > 0.05).all() and (zeros < 1e-6).any()
+
+
 def test_each_image_gets_its_own_draw() -> None:
     x = batch(1).expand(64, -1, -1, -1).contiguous()
     out = Augmenter(AugmentConfig(crop_padding=4, flip=True))(x, gen())

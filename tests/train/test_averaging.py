@@ -134,3 +134,35 @@ def test_the_triangle_schedule_rises_then_falls_linearly() -> None:
     cfg = load_config({"schedule": {"name": "triangle"}}).schedule
     assert [round(lr_factor(cfg, e, 10, 1.0), 6) for e in (0, 1, 2, 6, 10)] == [
         0.2, 0.6, 1.0, 0.5, 0.0]
+
+
+def test_a_ramped_decay_grows_with_the_run_s_progress() -> None:
+    from convlab.train.averaging import ramped_decay
+
+    assert ramped_decay(0.8, 5, 10, 0.0) == 0.8
+    assert ramped_decay(0.8, 5, 10, 3.0) == 0.8 * 0.125
+    assert ramped_decay(0.8, 10, 10, 3.0) == 0.8
+    w = nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(w, decay=0.5, every=1, start_epoch=0, ramp=1.0, total_steps=2)
+    w.weight.data.fill_(2.0)
+    avg.step(w, 1, 1)  # the first update copies: 2
+    w.weight.data.fill_(4.0)
+    avg.step(w, 2, 1)  # decay 0.5 * (2/2) = 0.5: 3
+    assert float(avg.module.weight.detach()) == 3.0
+    w2 = nn.Linear(1, 1, bias=False)
+    early = WeightAverage(w2, decay=0.5, every=1, start_epoch=0, ramp=1.0, total_steps=4)
+    w2.weight.data.fill_(2.0)
+    early.step(w2, 1, 1)
+    w2.weight.data.fill_(4.0)
+    early.step(w2, 2, 1)  # decay 0.5 * (2/4) = 0.25: 0.25 * 2 + 0.75 * 4 = 3.5
+    assert float(early.module.weight.detach()) == 3.5
+
+
+def test_a_ramped_lookahead_with_batch_norm_trains(tmp_path) -> None:
+    from conftest import tiny_config
+
+    cfg = tiny_config(train={"epochs": 2, "ema": {"decay": 0.9, "every": 2, "ramp": 3,
+                                                  "lookahead": True}})
+    cfg["model"]["stages"][0]["batch_norm"] = True
+    r = convlab.run(cfg, runs_dir=tmp_path)
+    assert r.summary["status"] == "completed" and r.summary["final"]["test.top1"] > 0.25

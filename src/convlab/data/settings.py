@@ -52,13 +52,16 @@ class AugmentConfig(Strict):
     """Training-time augmentation, run per batch on the device, one draw per image."""
 
     crop_padding: NonNegativeInt = Field(
-        0, description="random crop from a copy zero-padded by this many pixels")
+        0, description="random crop from a copy padded by this many pixels (see fill)")
     flip: bool | Literal["alternate"] = Field(False, description=(
         "horizontal flip with probability 1/2; alternate: each image flipped on every other "
         "epoch (a fixed random half in odd epochs, the other half in even ones), so every "
         "image is seen both ways every two epochs"))
     translate: NonNegativeInt = Field(
         0, description="random shift of up to this many pixels in x and y")
+    fill: Literal["zeros", "reflect"] = Field("zeros", description=(
+        "what a crop, shift or rotation brings in at the border: zeros (black, as "
+        "torchvision's RandomCrop) or the image mirrored at its edge (airbench's)"))
     rotate: float = Field(
         0.0, ge=0, le=180, description="random rotation in [-rotate, rotate] degrees")
     color_jitter: ColorJitterConfig = Field(

@@ -289,9 +289,9 @@ class Augmenter:
         """Apply drawn parameters (and draw the noise) to a batch (B, C, H, W)."""
         fmt = memory_format(x)
         if params.angle is not None:
-            x = affine(x, params.angle, params.shift, params.flip)
+            x = affine(x, params.angle, params.shift, params.flip, self.cfg.fill)
         elif params.shift is not None or params.flip is not None:
-            x = shift_flip(x, params.shift, params.flip, params.max_shift)
+            x = shift_flip(x, params.shift, params.flip, params.max_shift, self.cfg.fill)
         x = color_jitter(x, params.brightness, params.contrast, params.saturation)
         if self.cfg.noise:
             x = add_noise(x, self.cfg.noise, generator)
@@ -306,18 +306,22 @@ def alternate_flips(n: int, device: torch.device | str = "cpu") -> Tensor:
 
 
 def shift_flip(
-    x: Tensor, shift: Tensor | None, flip: Tensor | None, max_shift: int = 0
+    x: Tensor, shift: Tensor | None, flip: Tensor | None, max_shift: int = 0,
+    fill: str = "zeros",
 ) -> Tensor:
-    """Per-image integer shift with zero fill and horizontal mirror, as ONE gather.
+    """Per-image integer shift with zero (or mirrored) fill and horizontal mirror, as ONE
+    gather.
 
     ``out[b, c, i, j] = x[b, c, i + dy, j' + dx]`` with ``j' = W-1-j`` where ``flip[b]``,
-    zero outside the image. The batch is zero-padded once by ``max_shift`` (>= every
-    |shift|, passed in so no host sync is needed), then each image's rows and columns
-    are looked up with index arithmetic. This is a random crop from a padded copy.
+    zero outside the image (``fill="reflect"``: the image mirrored at its edge). The
+    batch is padded once by ``max_shift`` (>= every |shift|, passed in so no host sync is
+    needed), then each image's rows and columns are looked up with index arithmetic.
+    This is a random crop from a padded copy.
     """
     b, c, h, w = x.shape
     p = max_shift
-    padded = F.pad(x, (p, p, p, p)) if p else x  # (B, C, H+2p, W+2p)
+    mode = "reflect" if fill == "reflect" else "constant"
+    padded = F.pad(x, (p, p, p, p), mode=mode) if p else x  # (B, C, H+2p, W+2p)
     rows = torch.arange(h, device=x.device).expand(b, h) + p  # (B, H)
     cols = torch.arange(w, device=x.device).expand(b, w)  # (B, W)
     if flip is not None:
@@ -333,10 +337,12 @@ def shift_flip(
 
 
 def affine(
-    x: Tensor, angle: Tensor, shift: Tensor | None = None, flip: Tensor | None = None
+    x: Tensor, angle: Tensor, shift: Tensor | None = None, flip: Tensor | None = None,
+    fill: str = "zeros",
 ) -> Tensor:
     """Per-image rotation by ``angle`` degrees (counter-clockwise, as torchvision), with
-    the optional flip and integer shift folded into the same matrix; zero fill.
+    the optional flip and integer shift folded into the same matrix; zero fill (or
+    ``fill="reflect"``: the image mirrored at its edges).
 
     One ``affine_grid`` + bilinear ``grid_sample`` for the batch. The sampling grid is
     built in float32 even for bf16 batches: bf16 grid coordinates would be off by a
@@ -346,7 +352,8 @@ def affine(
     theta = affine_theta(angle.float(), h, w, shift, flip)  # (B, 2, 3)
     src = x if x.dtype in (torch.float32, torch.float64) else x.float()
     grid = F.affine_grid(theta.to(src.dtype), [b, 1, h, w], align_corners=False)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    padding = "reflection" if fill == "reflect" else "zeros"
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
     return out.to(x.dtype).contiguous(memory_format=memory_format(x))
 
 

@@ -2,8 +2,9 @@
 
 - :class:`WeightAverage`: an exponential moving average of the weights (and BatchNorm
   buffers), through torch's own ``AveragedModel`` with its EMA update; updated every
-  ``every`` steps from ``start_epoch`` on; with ``lookahead`` the trained weights are set
-  to the average after each update. Once it has been updated, evaluation, the best and
+  ``every`` steps from ``start_epoch`` on, at a constant decay or one that grows with
+  the run's progress (``ramp``); with ``lookahead`` the trained weights are set to the
+  average after each update. Once it has been updated, evaluation, the best and
   the final weights are the average's.
 - :class:`TTAModel`: the mean of the logits over fixed views of each image (the
   image, its mirror, small translations), chosen per split (``train.tta``). Averaging in
@@ -17,15 +18,34 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
+
+
+def ramped_decay(decay: float, step: int, total_steps: int, ramp: float) -> float:
+    """The decay of the update after step ``step`` of ``total_steps``: ``decay`` times
+    the run's progress to the power ``ramp`` (airbench's schedule for ramp 3)."""
+    if ramp == 0 or total_steps <= 0:
+        return decay
+    return decay * min(step / total_steps, 1.0) ** ramp
 
 
 class WeightAverage:
     def __init__(self, model: nn.Module, decay: float, every: int, start_epoch: int,
-                 lookahead: bool = False) -> None:
-        self.avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
-                                 use_buffers=True)
+                 lookahead: bool = False, ramp: float = 0.0, total_steps: int = 0) -> None:
+        self.decay, self.ramp, self.total_steps = decay, ramp, total_steps
+        self.current = decay  # the decay of the next update; set in step()
+        self.avg = AveragedModel(model, multi_avg_fn=self._update, use_buffers=True)
         self.every, self.start_epoch, self.lookahead = every, start_epoch, lookahead
+
+    def _update(self, averaged: list[torch.Tensor], current: list[torch.Tensor],
+                num_averaged: Any) -> None:
+        # torch's get_ema_multi_avg_fn, with a decay that can change between updates;
+        # integer buffers (BatchNorm's batch counter) cannot be lerped: they follow
+        if averaged[0].is_floating_point() or averaged[0].is_complex():
+            torch._foreach_lerp_(averaged, current, 1.0 - self.current)
+        else:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
 
     @property
     def active(self) -> bool:
@@ -39,6 +59,7 @@ class WeightAverage:
     def step(self, model: nn.Module, step: int, epoch: int) -> None:
         """After optimizer step ``step`` (1-based) of epoch ``epoch`` (1-based)."""
         if epoch > self.start_epoch and step % self.every == 0:
+            self.current = ramped_decay(self.decay, step, self.total_steps, self.ramp)
             self.avg.update_parameters(model)
             if self.lookahead:  # the trained weights continue from the average
                 with torch.no_grad():

@@ -250,7 +250,8 @@ def make_trainer(
         from convlab.train.averaging import WeightAverage
 
         e = cfg.train.ema
-        ema = WeightAverage(model, e.decay, e.every, e.start_epoch, e.lookahead)
+        ema = WeightAverage(model, e.decay, e.every, e.start_epoch, e.lookahead, e.ramp,
+                            total_steps=cfg.train.epochs * len(train_loader))
     return Trainer(
         cfg=cfg, model=model, net=net, optimizer=optimizer, scheduler=scheduler, ema=ema,
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
