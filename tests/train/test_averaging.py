@@ -35,8 +35,12 @@ def test_views_are_averaged_in_logit_space() -> None:
     assert len(calls) == 2 and torch.equal(calls[1], x.flip(-1))
     assert torch.equal(out, (x.flatten(1)[:, :2] + x.flip(-1).flatten(1)[:, :2]) / 2)
     calls.clear()
-    TTAModel(Probe(), ["flip", "translate"])(x)
+    out = TTAModel(Probe(), ["flip", "translate"])(x)
     assert len(calls) == 6  # (image, mirror) x (as is, up-left, down-right)
+    # the four shifted views weigh as much as the two unshifted ones together
+    logits = [c.flatten(1)[:, :2] for c in calls]
+    expect = 0.5 * (logits[0] + logits[1]) / 2 + 0.5 * sum(logits[2:]) / 4
+    assert torch.allclose(out, expect)
 
 
 def test_shift_moves_the_image_and_fills_with_zeros() -> None:

@@ -80,7 +80,9 @@ VIEWS = ("flip", "translate")
 
 class TTAModel(nn.Module):
     """Mean logits over the image and its views: ``flip`` adds the mirror image;
-    ``translate`` adds shifts by ``pixels`` up-left and down-right (of each view)."""
+    ``translate`` adds shifts by ``pixels`` up-left and down-right (of each view), which
+    together weigh as much as the unshifted views (airbench's weighting: the shifts are
+    the less likely pictures)."""
 
     def __init__(self, net: nn.Module, views: list[str] | tuple[str, ...], pixels: int = 1):
         super().__init__()
@@ -90,10 +92,14 @@ class TTAModel(nn.Module):
         batches = [x]
         if "flip" in self.views:
             batches.append(x.flip(-1))
+        logits = self._mean(batches)
         if "translate" in self.views:
-            batches += [shift(b, d, self.pixels) for b in list(batches) for d in (-1, 1)]
-        logits = [self.net(b) for b in batches]
-        return torch.stack([lg.float() for lg in logits]).mean(0)
+            moved = [shift(b, d, self.pixels) for b in batches for d in (-1, 1)]
+            logits = 0.5 * logits + 0.5 * self._mean(moved)
+        return logits
+
+    def _mean(self, batches: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.net(b).float() for b in batches]).mean(0)
 
 
 def shift(x: torch.Tensor, direction: int, pixels: int) -> torch.Tensor:
