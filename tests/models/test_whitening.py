@@ -56,3 +56,14 @@ def test_a_run_fits_it_before_training_and_trains_its_bias_for_bias_epochs(tmp_p
     assert torch.equal(biases[0], biases[1])  # epoch 2 did not
     saved = convlab.load_run(run.path, model=Whitened()).load_model()
     assert torch.equal(saved.whiten.conv.weight, model.whiten.conv.weight.cpu())
+
+
+def test_the_fitting_sample_spans_the_whole_class_ordered_split() -> None:
+    from convlab.train.runner import fitting_sample
+
+    idx = fitting_sample(50_000, 10_000)
+    assert len(idx) == len(set(idx.tolist())) == 10_000
+    assert torch.equal(idx, idx.sort().values) and torch.equal(idx, fitting_sample(50_000, 10_000))
+    # CIFAR-10's image folder holds 5,000 images per class in class order: all 10 appear
+    assert set((idx // 5_000).tolist()) == set(range(10))
+    assert len(fitting_sample(300, 10_000)) == 300

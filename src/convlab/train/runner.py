@@ -328,16 +328,24 @@ def run_experiment(
     return _fit_and_close(trainer, run, reporter, t_start, setup_s=time.perf_counter() - t_start)
 
 
+def fitting_sample(n: int, limit: int) -> torch.Tensor:
+    """Sorted indices of a fixed random sample of ``limit`` of ``n`` training images: the
+    split is stored in class order (an image folder's is), so its first images would be
+    one or two classes only."""
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    return pick[:limit].sort().values
+
+
 def fit_to_training_data(trainer: Trainer, data: PreparedData, limit: int = 10_000) -> list[str]:
     """Data-dependent initialisation before the first step of a new run: every module
     with a ``fit_to_data(images)`` method (a patch-whitening layer) sees up to ``limit``
     training images as the model sees them (normalized, resized; never augmented, never
-    val or test). Returns the names of the modules fitted."""
+    val or test), drawn at random from the whole split. Returns the names of the modules fitted."""
     from convlab.models.whitening import fit_data_dependent
 
     if not any(callable(getattr(m, "fit_to_data", None)) for m in trainer.model.modules()):
         return []
-    sample = data.train.take(torch.arange(min(limit, len(data.train))))
+    sample = data.train.take(fitting_sample(len(data.train), limit))
     loader = InMemoryLoader(sample, 1000, normalizer=data.normalizer,  # type: ignore[arg-type]
                             resize=data.resize, channels_last=False)
     images = torch.cat([x.float() for x, _ in loader])
