@@ -71,7 +71,7 @@ def group_table(name: str, scale: str, runs_dir: Path) -> str:
                  _pct(r.final.get("train.top1")), _pct(r.final.get(f"{split}.top1")),
                  _num(r.final.get(f"{split}.loss"))] for n, r in zip(names, runs, strict=True)]
         head = ["run", "status", "epochs", "train top-1", f"{split} top-1", f"{split} loss"]
-        sentence = re.search(rf"^## {re.escape(g.name)}: Comparison\n\n> (.+)$", report, re.M)
+        sentence = re.search(rf"^#+ {re.escape(g.name)}: Comparison\n\n> (.+)$", report, re.M)
         out.append(f"**{g.name}**: {sentence.group(1) if sentence else ''}\n\n"
                    + table(head, rows))
     return "\n\n".join(out)

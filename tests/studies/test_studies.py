@@ -43,6 +43,13 @@ def test_scales_smallest_first() -> None:
 
 
 @pytest.mark.parametrize("name", STUDIES)
+def test_every_bundled_study_has_every_scale(name: str) -> None:
+    # long is the scale that shows the classic directions on a CPU; each study's
+    # measured wall time and readings are in benchmarks/RESULTS.md
+    assert set(load_study(name).scales) == set(SCALES)
+
+
+@pytest.mark.parametrize("name", STUDIES)
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_trial_of_every_scale_validates(name: str, scale: str) -> None:
     study = load_study(name)
