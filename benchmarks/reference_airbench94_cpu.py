@@ -128,14 +128,15 @@ def crop(padded: torch.Tensor, size: int = 32) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, tta: bool) -> float:
+def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, tta: bool,
+             bf16: bool) -> float:
     net.eval()
 
     def mirror(x: torch.Tensor) -> torch.Tensor:
         return 0.5 * net(x) + 0.5 * net(x.flip(-1))
 
     out = []
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for x in images.split(2000):
             x = x.contiguous(memory_format=torch.channels_last)
             if not tta:
@@ -153,9 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=float, default=9.9)
     ap.add_argument("--widths", type=int, nargs=3, default=[64, 256, 256])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                    help="bf16 autocast (the default) or plain fp32 arithmetic")
     ap.add_argument("--out", type=Path, default=None, help="write the epoch log as JSON")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    bf16 = a.precision == "bf16"
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
     with zipfile.ZipFile(Path(data_root()) / "cifar10-jpeg.zip") as zf:
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         for i in range(steps_per_epoch):
             idx = order[i * bs:(i + 1) * bs]
             x = images[idx].contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(net(x).float(), train_y[idx]).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -220,13 +224,14 @@ def main(argv: list[str] | None = None) -> None:
             if step >= total:
                 break
         t_train += time.perf_counter() - t1
-        acc = evaluate(net, test_x, test_y, tta=False)
+        acc = evaluate(net, test_x, test_y, tta=False, bf16=bf16)
         log.append({"epoch": epoch + 1, "train_s": round(t_train, 1), "test_top1": acc,
                     "last_loss": loss.item() / bs})
         print(f"epoch {epoch + 1:2d}  train {t_train:6.1f} s  test top-1 {acc:.4f}", flush=True)
     t2 = time.perf_counter()
-    tta = evaluate(net, test_x, test_y, tta=True)
-    result = {"seed": a.seed, "epochs": a.epochs, "widths": a.widths, "tta_test_top1": tta,
+    tta = evaluate(net, test_x, test_y, tta=True, bf16=bf16)
+    result = {"seed": a.seed, "epochs": a.epochs, "precision": a.precision,
+              "widths": a.widths, "tta_test_top1": tta,
               "train_s": round(t_train, 1), "tta_s": round(time.perf_counter() - t2, 1),
               "data_s": round(t_data, 1), "images_per_s": round(total * bs / t_train, 1),
               "wall_s": round(time.perf_counter() - t0, 1), "torch": torch.__version__,

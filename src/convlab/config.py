@@ -217,6 +217,8 @@ class TTAConfig(Strict):
     test: list[Literal["flip", "translate"]] = Field(
         default_factory=list, description="views for the test split: flip, translate")
     pixels: PositiveInt = Field(1, description="the translation's shift in pixels")
+    fill: Literal["zeros", "reflect"] = Field("zeros", description=(
+        "what a translation moves in at the edge: zeros, or the image mirrored (airbench's)"))
     at: Literal["last", "every"] = Field("last", description=(
         "last: only the final epoch's evaluation (the run's result) uses the views, as "
         "airbench does, since each view costs a forward pass; every: each epoch's"))

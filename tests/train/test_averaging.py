@@ -49,6 +49,12 @@ def test_shift_moves_the_image_and_fills_with_zeros() -> None:
     assert shift(x, 1, 1)[0, 0].tolist() == [[4, 5, 0], [7, 8, 0], [0, 0, 0]]  # up-left
 
 
+def test_shift_with_reflect_fill_mirrors_the_image_at_its_edge() -> None:
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    assert shift(x, -1, 1, "reflect")[0, 0].tolist() == [[4, 3, 4], [1, 0, 1], [4, 3, 4]]
+    assert shift(x, 1, 1, "reflect")[0, 0].tolist() == [[4, 5, 4], [7, 8, 7], [4, 5, 4]]
+
+
 def net() -> nn.Module:
     torch.manual_seed(1)
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -94,6 +100,16 @@ def test_tta_changes_only_the_splits_it_is_asked_for(tmp_path) -> None:
                       runs_dir=tmp_path / "b")
     assert plain.summary["final"]["val.loss"] == tta.summary["final"]["val.loss"]
     assert plain.summary["final"]["test.loss"] != tta.summary["final"]["test.loss"]
+
+
+def test_tta_fill_reaches_the_translated_views(tmp_path) -> None:
+    from conftest import tiny_config
+
+    cfg = tiny_config(train={"epochs": 1, "deterministic": True})
+    losses = {fill: convlab.run({**cfg, "train": {**cfg["train"], "tta": {
+        "test": ["translate"], "fill": fill}}}, runs_dir=tmp_path / fill
+    ).summary["final"]["test.loss"] for fill in ("zeros", "reflect")}
+    assert losses["zeros"] != losses["reflect"]
 
 
 def test_alternate_flip_mirrors_each_image_on_every_other_epoch() -> None:

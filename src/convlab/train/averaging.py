@@ -84,9 +84,10 @@ class TTAModel(nn.Module):
     together weigh as much as the unshifted views (airbench's weighting: the shifts are
     the less likely pictures)."""
 
-    def __init__(self, net: nn.Module, views: list[str] | tuple[str, ...], pixels: int = 1):
+    def __init__(self, net: nn.Module, views: list[str] | tuple[str, ...], pixels: int = 1,
+                 fill: str = "zeros"):
         super().__init__()
-        self.net, self.views, self.pixels = net, tuple(views), pixels
+        self.net, self.views, self.pixels, self.fill = net, tuple(views), pixels, fill
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, classes)
         batches = [x]
@@ -94,7 +95,7 @@ class TTAModel(nn.Module):
             batches.append(x.flip(-1))
         logits = self._mean(batches)
         if "translate" in self.views:
-            moved = [shift(b, d, self.pixels) for b in batches for d in (-1, 1)]
+            moved = [shift(b, d, self.pixels, self.fill) for b in batches for d in (-1, 1)]
             logits = 0.5 * logits + 0.5 * self._mean(moved)
         return logits
 
@@ -102,10 +103,11 @@ class TTAModel(nn.Module):
         return torch.stack([self.net(b).float() for b in batches]).mean(0)
 
 
-def shift(x: torch.Tensor, direction: int, pixels: int) -> torch.Tensor:
-    """The batch moved by ``pixels`` along both axes (zero fill), size kept."""
+def shift(x: torch.Tensor, direction: int, pixels: int, fill: str = "zeros") -> torch.Tensor:
+    """The batch moved by ``pixels`` along both axes, size kept; what moves in at the
+    edge is zeros or (``fill="reflect"``) the image mirrored there."""
     p = pixels
-    padded = F.pad(x, (p, p, p, p))
+    padded = F.pad(x, (p, p, p, p), mode="reflect" if fill == "reflect" else "constant")
     h, w = x.shape[-2:]
     o = p + direction * p  # 0: moved down-right, 2p: moved up-left
     return padded[..., o:o + h, o:o + w]

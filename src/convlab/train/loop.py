@@ -282,7 +282,7 @@ class Trainer:
         views = getattr(tta, split, None) if split in ("val", "test") else None
         if tta.at == "last" and self.state.epoch + 1 < self.cfg.train.epochs:
             views = None  # only the final evaluation pays for the views
-        return TTAModel(net, views, tta.pixels) if views else net
+        return TTAModel(net, views, tta.pixels, tta.fill) if views else net
 
     def _divergence_message(self, epoch: int, value: float) -> str:
         lr = self.optimizer.param_groups[0]["lr"]
