@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         t_train += time.perf_counter() - t1
         acc = evaluate(net, test_x, test_y, tta=False, bf16=bf16)
         log.append({"epoch": epoch + 1, "train_s": round(t_train, 1), "test_top1": acc,
+                    "wall_s": round(time.perf_counter() - t0, 1),
                     "last_loss": loss.item() / bs})
         print(f"epoch {epoch + 1:2d}  train {t_train:6.1f} s  test top-1 {acc:.4f}", flush=True)
     t2 = time.perf_counter()
