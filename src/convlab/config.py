@@ -41,6 +41,7 @@ from convlab.errors import ConfigError
 from convlab.optim.groups import GroupRule
 from convlab.schema import (  # noqa: F401 - re-exported: the config's vocabulary
     Activation,
+    Fill,
     Init,
     Strict,
     format_validation_error,
@@ -217,7 +218,7 @@ class TTAConfig(Strict):
     test: list[Literal["flip", "translate"]] = Field(
         default_factory=list, description="views for the test split: flip, translate")
     pixels: PositiveInt = Field(1, description="the translation's shift in pixels")
-    fill: Literal["zeros", "reflect"] = Field("zeros", description=(
+    fill: Fill = Field("zeros", description=(
         "what a translation moves in at the edge: zeros, or the image mirrored (airbench's)"))
     at: Literal["last", "every"] = Field("last", description=(
         "last: only the final epoch's evaluation (the run's result) uses the views, as "

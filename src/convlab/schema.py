@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 Activation = Literal["relu", "leaky_relu", "tanh", "silu", "gelu", "identity"]
 Init = Literal["default", "kaiming", "xavier", "dirac"]
+# what a shift, crop or rotation brings in at the border (augmentation and TTA alike)
+Fill = Literal["zeros", "reflect"]
 
 
 class Strict(BaseModel):

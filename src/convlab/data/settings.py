@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from convlab.schema import Strict
+from convlab.schema import Fill, Strict
 
 
 class PermuteConfig(Strict):
@@ -59,7 +59,7 @@ class AugmentConfig(Strict):
         "image is seen both ways every two epochs"))
     translate: NonNegativeInt = Field(
         0, description="random shift of up to this many pixels in x and y")
-    fill: Literal["zeros", "reflect"] = Field("zeros", description=(
+    fill: Fill = Field("zeros", description=(
         "what a crop, shift or rotation brings in at the border: zeros (black, as "
         "torchvision's RandomCrop) or the image mirrored at its edge (airbench's)"))
     rotate: float = Field(

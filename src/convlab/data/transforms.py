@@ -305,6 +305,12 @@ def alternate_flips(n: int, device: torch.device | str = "cpu") -> Tensor:
     return (torch.rand(n, generator=gen) < 0.5).to(device)
 
 
+def pad(x: Tensor, p: int, fill: str = "zeros") -> Tensor:
+    """The batch padded by ``p`` pixels on every side with zeros or (``fill="reflect"``)
+    the image mirrored at its edge: the one meaning of ``fill`` for integer shifts."""
+    return F.pad(x, (p, p, p, p), mode="reflect" if fill == "reflect" else "constant")
+
+
 def shift_flip(
     x: Tensor, shift: Tensor | None, flip: Tensor | None, max_shift: int = 0,
     fill: str = "zeros",
@@ -320,8 +326,7 @@ def shift_flip(
     """
     b, c, h, w = x.shape
     p = max_shift
-    mode = "reflect" if fill == "reflect" else "constant"
-    padded = F.pad(x, (p, p, p, p), mode=mode) if p else x  # (B, C, H+2p, W+2p)
+    padded = pad(x, p, fill) if p else x  # (B, C, H+2p, W+2p)
     rows = torch.arange(h, device=x.device).expand(b, h) + p  # (B, H)
     cols = torch.arange(w, device=x.device).expand(b, w)  # (B, W)
     if flip is not None:

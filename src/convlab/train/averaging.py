@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
+
+from convlab.data.transforms import pad
 
 
 def ramped_decay(decay: float, step: int, total_steps: int, ramp: float) -> float:
@@ -107,7 +108,7 @@ def shift(x: torch.Tensor, direction: int, pixels: int, fill: str = "zeros") -> 
     """The batch moved by ``pixels`` along both axes, size kept; what moves in at the
     edge is zeros or (``fill="reflect"``) the image mirrored there."""
     p = pixels
-    padded = F.pad(x, (p, p, p, p), mode="reflect" if fill == "reflect" else "constant")
+    padded = pad(x, p, fill)
     h, w = x.shape[-2:]
     o = p + direction * p  # 0: moved down-right, 2p: moved up-left
     return padded[..., o:o + h, o:o + w]
